@@ -1,0 +1,31 @@
+"""bayesmix: multilevel mixture models (Asparouhov & Muthen, 2006) on PyMC.
+
+One specification, two estimators: ``fit_ml`` (maximum likelihood with random
+starts and robust standard errors, as Mplus) and ``sample`` (NUTS with nutpie on
+the same marginal likelihood).
+"""
+
+from bayesmix.core.quadrature import Integration
+from bayesmix.data import dataset_items, list_datasets, load_dataset, prepare_wide
+from bayesmix.exceptions import (
+    BayesmixError,
+    BayesmixWarning,
+    ConvergenceWarning,
+    DataError,
+    DroppedRowsWarning,
+    FitError,
+    LabelSwitchingWarning,
+    SpecificationError,
+    StartsWarning,
+)
+from bayesmix.families import REGISTRY, lca
+from bayesmix.fit.ml import fit_ml
+from bayesmix.fit.results import MLResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError",
+    "Integration", "LabelSwitchingWarning", "MLResult", "REGISTRY", "SpecificationError", "StartsWarning",
+    "dataset_items", "fit_ml", "lca", "list_datasets", "load_dataset", "prepare_wide",
+]

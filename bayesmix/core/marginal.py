@@ -1,0 +1,120 @@
+"""Marginalisation engine: log-sum-exp over classes and over quadrature nodes.
+
+Every family reduces to two callbacks into this module:
+
+* ``mixture_logsumexp(log_prior, log_f)``: sum a discrete latent class out,
+  log sum_c P(C = c) f(y | c), exactly, on the log scale.
+* ``integrate_clusters(person_loglik, ...)``: integrate normal cluster random
+  effects u_j ~ N(0, L L') out of prod_i f(y_ij | u_j), by a rule from
+  ``core.quadrature``; returns the per-cluster log-likelihood vector.
+
+Classes are never sampled (DESIGN.md section 3): the likelihood is the exact
+class sum and a deterministic numerical integral, the same graph for ML and NUTS.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+import pytensor.tensor as pt
+
+from bayesmix.core.quadrature import Integration
+
+
+def mixture_logsumexp(log_prior, log_f, axis: int = -1):
+    """log sum_c exp(log_prior_c + log_f_c) over the class axis."""
+    return pt.logsumexp(log_prior + log_f, axis=axis)
+
+
+def class_log_prior(logits):
+    """Multinomial logit of eq. (4): append the reference class (alpha_K = 0) and
+    normalise. ``logits`` has the K-1 non-reference classes on its last axis."""
+    zeros = pt.zeros_like(logits[..., :1])
+    return pt.special.log_softmax(pt.concatenate([logits, zeros], axis=-1), axis=-1)
+
+
+def segment_sum(x, index: np.ndarray, n_segments: int):
+    """Sum rows of ``x`` (N, ...) into ``n_segments`` groups given by ``index``."""
+    out = pt.zeros((n_segments, *[x.shape[i] for i in range(1, x.ndim)]), dtype=x.dtype)
+    return pt.inc_subtensor(out[index], x)
+
+
+class ClusterIntegral(NamedTuple):
+    loglik: object  # (J,) per-cluster log-likelihood
+    log_post: object  # (J, Q) log posterior weight of each node given the cluster's data
+    nodes: object  # (J or 1, Q, D) random-effect values at the nodes
+
+
+def integrate_clusters(
+    person_loglik: Callable,
+    integration: Integration,
+    chol,
+    cluster_idx: np.ndarray,
+    n_clusters: int,
+) -> ClusterIntegral:
+    """Integrate u_j ~ N(0, chol chol') out of the product of the persons' likelihoods.
+
+    Parameters
+    ----------
+    person_loglik : callable
+        ``person_loglik(u)`` with ``u`` of shape (B, Q, D), B in {1, N}, returns the
+        (N, Q) log-likelihood of each person at each node (classes already summed).
+    chol : tensor (D, D)
+        Lower-triangular Cholesky factor of the random-effect covariance.
+    cluster_idx : int array (N,)
+        Cluster code 0..J-1 of each person.
+    """
+    dim = int(chol.type.shape[0]) if chol.type.shape[0] is not None else None
+    if dim is None:
+        raise ValueError("chol must have a static shape")
+    z, logw = integration.nodes(dim)
+    z = pt.as_tensor(z)
+    logw = pt.as_tensor(logw)
+
+    if not integration.adaptive:
+        u = pt.dot(z, chol.T)[None]  # (1, Q, D)
+        s = segment_sum(person_loglik(u), cluster_idx, n_clusters)  # (J, Q)
+        a = s + logw[None, :]
+        ll = pt.logsumexp(a, axis=1)
+        return ClusterIntegral(ll, a - ll[:, None], u)
+
+    # Adaptive Gauss-Hermite: importance-reweight standard nodes placed at each
+    # cluster's posterior mean m_j with scale C_j (chol of the posterior
+    # covariance). Start at the prior (m = 0, C = chol) and refine n_adapt - 1
+    # times; the graph is unrolled, so the result is a smooth function of the
+    # parameters and its gradient is exact for the objective actually evaluated.
+    chol_inv = pt.linalg.inv(chol)
+    log_det_prior = pt.sum(pt.log(pt.abs(pt.diagonal(chol))))
+    zz = -0.5 * pt.sum(z**2, axis=1)  # (Q,) log phi(z) without constants
+    mean = pt.zeros((n_clusters, dim))
+    scale = pt.repeat(chol[None], n_clusters, axis=0)  # (J, D, D)
+    eye = pt.as_tensor(np.eye(dim))
+    for it in range(integration.n_adapt):
+        u = mean[:, None, :] + pt.einsum("jde,qe->jqd", scale, z)  # (J, Q, D)
+        v = pt.einsum("de,jqe->jqd", chol_inv, u)
+        log_prior = -0.5 * pt.sum(v**2, axis=-1) - log_det_prior
+        log_det_prop = pt.sum(pt.log(pt.abs(pt.diagonal(scale, axis1=1, axis2=2))), axis=1)
+        log_prop = zz[None, :] - log_det_prop[:, None]
+        s = segment_sum(person_loglik(u[cluster_idx]), cluster_idx, n_clusters)
+        a = s + logw[None, :] + log_prior - log_prop
+        ll = pt.logsumexp(a, axis=1)
+        if it == integration.n_adapt - 1:
+            return ClusterIntegral(ll, a - ll[:, None], u)
+        p = pt.exp(a - ll[:, None])  # (J, Q)
+        mean = pt.einsum("jq,jqd->jd", p, u)
+        dev = u - mean[:, None, :]
+        cov = pt.einsum("jq,jqd,jqe->jde", p, dev, dev) + 1e-8 * eye
+        scale = pt.linalg.cholesky(cov)
+    raise AssertionError("unreachable")
+
+
+def chol_from_unconstrained(log_diag, offdiag, dim: int):
+    """Lower-triangular Cholesky factor from log-diagonal (D,) and below-diagonal
+    (D(D-1)/2,) unconstrained parameters (row-major order of ``np.tril_indices``)."""
+    chol = pt.zeros((dim, dim))
+    chol = pt.set_subtensor(chol[np.diag_indices(dim)], pt.exp(log_diag))
+    if dim > 1:
+        rows, cols = np.tril_indices(dim, -1)
+        chol = pt.set_subtensor(chol[rows, cols], offdiag)
+    return chol

@@ -1,0 +1,26 @@
+"""Names of dimensions and coordinates, used by every module (one source of truth).
+
+Data dims: ``person`` (a row of the wide data), ``cluster`` (a level-2 unit),
+``item`` (an observed indicator), ``covariate``.
+Latent dims: ``class`` (the within or single-level latent class, C),
+``class_logit`` (the K-1 non-reference classes of eq. 4; the last class is the
+reference, alpha_K = 0), ``threshold`` (tau_k of eq. 1), ``re`` (a random-effect
+dimension), ``re_bis`` (second index of a covariance), ``node`` (quadrature node).
+"""
+
+PERSON = "person"
+CLUSTER = "cluster"
+ITEM = "item"
+COVARIATE = "covariate"
+CLASS = "class"
+CLASS_LOGIT = "class_logit"
+THRESHOLD = "threshold"
+CATEGORY = "category"
+RE = "re"
+RE_BIS = "re_bis"
+NODE = "node"
+CONTINUOUS_ITEM = "continuous_item"
+
+# ArviZ sampling dims
+CHAIN = "chain"
+DRAW = "draw"

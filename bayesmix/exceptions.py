@@ -1,0 +1,44 @@
+"""Exception and warning classes of bayesmix.
+
+Every error a user can trigger with bad input is one of these, raised before any
+PyTensor compilation, with a message naming the argument/column, the value
+received and the fix (in the style of StepMix and bambi).
+"""
+
+from __future__ import annotations
+
+
+class BayesmixError(Exception):
+    """Base class of every bayesmix error."""
+
+
+class DataError(BayesmixError, ValueError):
+    """The data cannot be used as given (unknown column, bad codes, ...)."""
+
+
+class SpecificationError(BayesmixError, ValueError):
+    """A model argument is invalid (n_classes < 1, unknown link, ...)."""
+
+
+class FitError(BayesmixError, RuntimeError):
+    """Estimation failed (no start converged, singular information, ...)."""
+
+
+class BayesmixWarning(UserWarning):
+    """Base class of bayesmix warnings."""
+
+
+class DroppedRowsWarning(BayesmixWarning):
+    """Rows were excluded from the analysis (they are counted and reported)."""
+
+
+class StartsWarning(BayesmixWarning):
+    """The best log-likelihood was reached by only one random start."""
+
+
+class LabelSwitchingWarning(BayesmixWarning):
+    """Class labels switched in MCMC draws (they were relabelled; see the report)."""
+
+
+class ConvergenceWarning(BayesmixWarning):
+    """An optimisation or a sampler did not converge cleanly."""

@@ -1,0 +1,163 @@
+"""What every model family provides, and the machinery they share.
+
+A family builds a plain ``pm.Model`` whose free random variables are all
+*unconstrained* (real line, no PyMC transform): thresholds, class logits,
+log-variances, Cholesky factors with log diagonal. The likelihood is one
+``pm.CustomDist`` named ``loglik`` observed on the cluster (two-level) or person
+(single-level) index, whose elementwise log density is the engine's per-cluster
+log-likelihood. Hence
+
+* ML maximises ``model.logp(vars=[loglik])`` over the free values directly: no
+  priors, no Jacobians, same graph as the posterior (DESIGN.md section 3);
+* NUTS samples the same graph plus the priors;
+* the pointwise log-likelihood is available to ArviZ for cluster-wise LOO.
+
+Reported quantities (thresholds, variances, covariance matrices) are
+``pm.Deterministic`` nodes; their ML standard errors come by the delta method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+
+from bayesmix import dims
+from bayesmix.exceptions import SpecificationError
+
+OBSERVED = "loglik"
+
+
+@dataclass
+class ParameterInfo:
+    """A free parameter, its default prior and how to start it."""
+
+    name: str
+    dims: tuple[str, ...]
+    prior: object  # a pm.Distribution.dist(...) object
+    doc: str = ""
+
+
+@dataclass
+class FamilyModel:
+    """Base class of the objects returned by the family factories.
+
+    Attributes
+    ----------
+    model : pm.Model
+        The plain PyMC model (inspect with ``pm.model_to_graphviz(obj.model)``).
+    data : bayesmix.data.PreparedData
+    spec : the family's frozen specification dataclass.
+    """
+
+    model: pm.Model
+    data: object
+    spec: object
+    free: list[ParameterInfo] = field(default_factory=list)
+    reported: list[str] = field(default_factory=list)
+    family: str = ""
+
+    # ---- things families override -------------------------------------------------
+    def start_point(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def permute_classes(self, values: dict[str, np.ndarray], perm: np.ndarray) -> dict[str, np.ndarray]:
+        """Relabel classes in raw free values (leading sample axes allowed)."""
+        raise NotImplementedError
+
+    def class_signature(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """(..., K, F) features that characterise each class, to match labels."""
+        raise NotImplementedError
+
+    @property
+    def n_classes(self) -> int:
+        return self.spec.n_classes
+
+    # ---- shared ------------------------------------------------------------------
+    @property
+    def free_names(self) -> list[str]:
+        return [p.name for p in self.free]
+
+    @property
+    def unit_dim(self) -> str:
+        """The dim of the pointwise log-likelihood: cluster (two-level) or person."""
+        return dims.CLUSTER if self.is_two_level else dims.PERSON
+
+    @property
+    def is_two_level(self) -> bool:
+        return self.data.cluster_idx is not None
+
+    def loglik_graph(self):
+        """Per-unit log-likelihood (J,) in terms of the model's value variables."""
+        rv = self.model[OBSERVED]
+        return self.model.logp(vars=[rv], sum=False)[0]
+
+    def value_vars(self) -> list:
+        return [self.model.rvs_to_values[self.model[name]] for name in self.free_names]
+
+    def compile_point_fn(self, outputs):
+        """Compile ``outputs`` (graphs in model RVs) as a function of a raw point dict."""
+        outs = self.model.replace_rvs_by_values(outputs)
+        fn = pytensor.function(self.value_vars(), outs, on_unused_input="ignore")
+        names = self.free_names
+
+        def call(point):
+            return fn(*[np.asarray(point[n], dtype="float64") for n in names])
+
+        return call
+
+    def reported_fn(self):
+        """Function raw point -> dict of reported (natural-scale) quantities."""
+        if not hasattr(self, "_reported_fn"):
+            outs = [self.model[n] for n in self.reported]
+            fn = self.compile_point_fn(outs)
+            self._reported_fn = lambda point: dict(zip(self.reported, fn(point)))
+        return self._reported_fn
+
+    def coords_of(self, name: str) -> list[list]:
+        """Coordinate values of each dim of variable ``name``."""
+        return [list(self.model.coords[d]) for d in self.model.named_vars_to_dims.get(name, ())]
+
+
+def add_free(model: pm.Model, info: ParameterInfo, priors: dict | None):
+    """Register a free parameter with its default or user-given prior.
+
+    A user prior must live on the real line (no automatic transform), because ML
+    and the posterior share one unconstrained parameter space.
+    """
+    from pymc.distributions.shape_utils import change_dist_size
+    from pymc.distributions.transforms import _default_transform
+
+    dist = (priors or {}).get(info.name, info.prior)
+    op = getattr(getattr(dist, "owner", None), "op", None)
+    if not isinstance(op, pt.random.op.RandomVariable):
+        raise SpecificationError(
+            f"priors[{info.name!r}]: got {type(dist).__name__}; give an unregistered PyMC "
+            "distribution such as pm.Normal.dist(0, 2.5) (the parameter lives on the real line)."
+        )
+    if _default_transform(op, dist) is not None:
+        raise SpecificationError(
+            f"priors[{info.name!r}]: got {op.name} with a bounded support; this parameter is "
+            "unconstrained (e.g. a log-variance or a threshold): use a real-line distribution "
+            "such as pm.Normal.dist or pm.StudentT.dist."
+        )
+    shape = tuple(len(model.coords[d]) for d in info.dims)
+    if tuple(dist.type.shape) != shape:
+        dist = change_dist_size(dist, shape, expand=False)
+    return model.register_rv(dist, info.name, dims=info.dims or None, default_transform=None)
+
+
+def check_priors(priors: dict | None, valid: list[str]):
+    if priors is None:
+        return {}
+    if not isinstance(priors, dict):
+        raise SpecificationError(f"priors: got {type(priors).__name__}; give a dict parameter name -> pm.X.dist(...).")
+    bad = [k for k in priors if k not in valid]
+    if bad:
+        raise SpecificationError(
+            f"priors: unknown parameter(s) {bad}; valid names for this model are {valid}."
+        )
+    return priors
