@@ -19,6 +19,7 @@ from bayesmix.exceptions import (
     StartsWarning,
 )
 from bayesmix.families import REGISTRY, lca
+from bayesmix.fit.bayes import compare_ml_bayes, sample
 from bayesmix.fit.ml import fit_ml
 from bayesmix.fit.results import MLResult
 
@@ -27,5 +28,5 @@ __version__ = "0.1.0"
 __all__ = [
     "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError",
     "Integration", "LabelSwitchingWarning", "MLResult", "REGISTRY", "SpecificationError", "StartsWarning",
-    "dataset_items", "fit_ml", "lca", "list_datasets", "load_dataset", "prepare_wide",
+    "compare_ml_bayes", "dataset_items", "fit_ml", "sample", "lca", "list_datasets", "load_dataset", "prepare_wide",
 ]
