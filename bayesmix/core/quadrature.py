@@ -71,7 +71,7 @@ class Integration:
     rule: str = "trapezoid"
     n_points: int = 15
     bound: float = 5.0
-    n_adapt: int = 4
+    n_adapt: int = 3
     seed: int = 20060101
 
     def __post_init__(self):

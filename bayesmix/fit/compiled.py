@@ -6,11 +6,10 @@ compiled once per model object and cached on it, so random starts, standard
 errors and log-likelihood evaluation over posterior draws reuse one compilation
 (PYMC_NOTES: compilation dominates small fits).
 
-Second-order quantities use forward-over-reverse products (``pushforward``): the
-Hessian-vector product H v, the per-cluster score product S v and the Jacobian
-of the reported quantities G v, all in one compiled function called once per
-parameter with v = e_p. This avoids a J x P Jacobian graph (J can be 7000+
-persons) and costs P gradient evaluations, well under a second here.
+Second-order quantities (Hessian, per-cluster scores, Jacobian of the reported
+quantities) are central differences of exact first-order functions; see
+``Compiled.second_order``. No J x P Jacobian graph is ever built (J can be
+7000+ persons).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from pytensor.gradient import pushforward
 from pytensor.graph.replace import graph_replace
 
 
@@ -112,26 +110,37 @@ class Compiled:
             on_unused_input="ignore"))
         return np.asarray(fn(np.asarray(theta, dtype="float64")))
 
-    # -- second order: H v, S v, G v in one pass -----------------------------------
-    def second_order(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """Observed Hessian (P, P), per-unit scores (J, P), Jacobian of the flat
-        reported vector (R, P)."""
+    # -- second order: central differences of exact first derivatives -------------
+    def second_order(self, theta: np.ndarray, rel_step: float = 1e-5) -> dict[str, np.ndarray]:
+        """Observed Hessian (P, P), per-unit scores (J, P) and the Jacobian of the
+        flat reported vector (R, P).
 
-        def build():
-            v = pt.vector("v")
-            grad = pytensor.grad(self.total_ll, self.theta)
-            rep = pt.concatenate([pt.reshape(g, (-1,)) for g in self._to_theta([self.fam.model[n] for n in self.fam.reported])])
-            hv, sv, gv = pushforward([grad, self.unit_ll, rep], self.theta, v)
-            return pytensor.function([self.theta, v], [hv, sv, gv], on_unused_input="ignore")
-
-        fn = self._get("second", build)
+        Central differences of the *exact* gradient / unit log-likelihoods /
+        reported map, with step h_p = rel_step * (1 + |theta_p|): truncation error
+        O(h^2) ~ 1e-10 relative, far below any standard error's precision. The
+        exact forward-over-reverse graph (``pushforward``) gave the same numbers
+        but took 2 s (fixed rules) to 140 s (adaptive quadrature) to compile,
+        against 2P + 1 evaluations of already compiled functions here.
+        """
         theta = np.asarray(theta, dtype="float64")
         p = theta.size
-        cols = [fn(theta, e) for e in np.eye(p)]
-        hess = np.stack([c[0] for c in cols], axis=1)
-        scores = np.stack([c[1] for c in cols], axis=1)
-        jac = np.stack([c[2] for c in cols], axis=1)
+        hess = np.empty((p, p))
+        scores = np.empty((self.unit_loglik(theta).size, p))
+        rep0 = self._flat_reported(theta)
+        jac = np.empty((rep0.size, p))
+        for j in range(p):
+            h = rel_step * (1.0 + abs(theta[j]))
+            up, down = theta.copy(), theta.copy()
+            up[j] += h
+            down[j] -= h
+            hess[:, j] = (self.ll_and_grad(up)[1] - self.ll_and_grad(down)[1]) / (2 * h)
+            scores[:, j] = (self.unit_loglik(up) - self.unit_loglik(down)) / (2 * h)
+            jac[:, j] = (self._flat_reported(up) - self._flat_reported(down)) / (2 * h)
         return {"hessian": 0.5 * (hess + hess.T), "scores": scores, "jacobian": jac}
+
+    def _flat_reported(self, theta):
+        rep = self.reported(theta)
+        return np.concatenate([np.asarray(rep[n], dtype="float64").reshape(-1) for n in self.fam.reported])
 
 
 def compiled(fam) -> Compiled:

@@ -53,7 +53,7 @@ def format_ml_summary(res) -> str:
     lines.append("  Loglikelihood")
     lines.append(f"    H0 Value{res.loglik:>34.3f}")
     if res.se_type == "mlr":
-        lines.append(f"    H0 Scaling Correction Factor for MLR{res.scaling_correction:>6.4f}")
+        lines.append(f"    H0 Scaling Correction Factor for MLR {res.scaling_correction:>7.4f}")
     lines.append("  Information Criteria")
     lines.append(f"    Akaike (AIC){res.aic:>30.3f}")
     lines.append(f"    Bayesian (BIC){res.bic:>28.3f}")

@@ -1,0 +1,77 @@
+"""Plots. Each returns ``(fig, ax)`` and never calls ``show()``."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bayesmix.exceptions import SpecificationError
+
+
+def _profile_from_ml(res):
+    """(K, n_items) profile values and item labels from an MLResult.
+
+    Binary items: P(y = highest category | class). Ordinal items: expected
+    category rescaled to [0, 1]. Continuous items are not on this scale and are
+    left out (plot their class means from ``res.params``)."""
+    probs = res.item_probabilities()
+    labels, values = [], []
+    for item, grp in probs.groupby("item", sort=False):
+        cats = sorted(grp["category"].unique())
+        m = len(cats)
+        wide = grp.pivot_table(index="class", columns="category", values="probability")
+        if m == 2:
+            values.append(wide[cats[-1]].to_numpy())
+        else:
+            scores = np.arange(m) / (m - 1)
+            values.append(wide[cats].to_numpy() @ scores)
+        labels.append(str(item))
+    return np.array(values).T, labels
+
+
+def profile_plot(result, *, ax=None, class_labels=None, title=None, posterior=None, hdi_prob=0.9):
+    """Class profile plot: item response probability per class, one line per class.
+
+    Parameters
+    ----------
+    result : MLResult
+        The fitted model (ML estimates are plotted).
+    posterior : xarray.DataTree, optional
+        A ``bayesmix.sample`` result for the same model: adds posterior
+        ``hdi_prob`` equal-tailed bands around each line (binary items).
+    """
+    from bayesmix.fit.results import MLResult
+
+    if not isinstance(result, MLResult):
+        raise SpecificationError(f"profile_plot: got {type(result).__name__}; give the MLResult of fit_ml.")
+    values, labels = _profile_from_ml(result)
+    if values.size == 0:
+        raise SpecificationError("profile_plot: the model has no categorical items to plot.")
+    k = values.shape[0]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(labels) + 2), 4))
+    else:
+        fig = ax.figure
+    shares = result.class_proportions()["model"].to_numpy() if k > 1 else np.array([1.0])
+    x = np.arange(len(labels))
+    for c in range(k):
+        name = class_labels[c] if class_labels else f"class {c + 1} ({shares[c]:.0%})"
+        (line,) = ax.plot(x, values[c], marker="o", label=name)
+        if posterior is not None and "item_prob" in posterior["posterior"].data_vars:
+            ip = posterior["posterior"]["item_prob"]
+            resp = [r for r in ip["response"].values if str(r).rsplit("#", 1)[0] in labels]
+            last = {}
+            for r in resp:  # highest category of each item
+                last[str(r).rsplit("#", 1)[0]] = r
+            sel = ip.sel(response=[last[lab] for lab in labels]).isel({"class": c})
+            q = sel.quantile([(1 - hdi_prob) / 2, (1 + hdi_prob) / 2], dim=("chain", "draw")).to_numpy()
+            ax.fill_between(x, q[0], q[1], color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=70, ha="right", fontsize=8)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("P(item response | class)")
+    ax.set_title(title or f"Class profiles ({k} classes)")
+    ax.legend(frameon=False, fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig, ax
