@@ -5,7 +5,8 @@ the paper's NLSY example: N = 7326 persons, 17 binary items, K = 2 and 3 classes
 For each K the script measures, each in a fresh Python process:
 
 * ``cold``  : PyTensor compile cache emptied (PYTENSOR_FLAGS=base_compiledir=<new
-  temporary directory>): model build + first log-likelihood/gradient call, then a
+  temporary directory>; PyTensor 3 compiles with Numba by default and keeps that
+  cache under base_compiledir/numba, NUMBA_CACHE_DIR is pointed there too): model build + first log-likelihood/gradient call, then a
   complete ``fit_ml`` (20 starts / 5 final) as a first-time user would see it.
 * ``warm``  : same cache directory, new process (so only the C cache is warm):
   model build + ``fit_ml`` including compilation, then on the compiled model the
@@ -114,25 +115,42 @@ def children_peak_rss_mib() -> float:
 
 
 def instrument_compiles():
-    """Record how long each compiled function of ``Compiled`` takes to build.
+    """Record how long each compiled function of ``Compiled`` takes to become usable.
 
-    Wraps ``Compiled._get`` (benchmark-side only, the package is unchanged):
-    the first request of a key builds (compiles) the PyTensor function.
+    Wraps ``Compiled._get`` (benchmark-side only, the package is unchanged). The
+    first request of a key builds the PyTensor function (graph rewrites, code
+    generation); with PyTensor's default Numba backend the machine code is then
+    JIT-compiled, or loaded from the on-disk cache, on the *first call*. Both are
+    recorded under the key (the first call also includes one evaluation, which is
+    milliseconds here).
     """
     from bayesmix.fit import compiled as cmod
 
-    record: dict[str, float] = {}
     orig = cmod.Compiled._get
     if getattr(orig, "_bench_wrapped", False):
         return orig._bench_record
+    record: dict[str, float] = {}
 
     def _get(self, key, build):
-        if key not in self._fns:
-            t = time.perf_counter()
-            fn = orig(self, key, build)
-            record[key] = record.get(key, 0.0) + time.perf_counter() - t
-            return fn
-        return orig(self, key, build)
+        if key in self._fns:
+            return self._fns[key]
+        t = time.perf_counter()
+        fn = build()
+        t_build = time.perf_counter() - t
+        done = []
+
+        def first_call(*a, **kw):
+            if done:
+                return fn(*a, **kw)
+            t1 = time.perf_counter()
+            out = fn(*a, **kw)
+            record[key] = record.get(key, 0.0) + t_build + time.perf_counter() - t1
+            done.append(True)
+            self._fns[key] = fn  # later _get calls get the raw function
+            return out
+
+        self._fns[key] = first_call
+        return first_call
 
     _get._bench_wrapped = True
     _get._bench_record = record
@@ -243,29 +261,62 @@ def worker_warm(args) -> dict:
     out["n_params"] = int(x.size)
 
     # -- single complete starts (one L-BFGS run to convergence) -----------------------
-    starts = []
+    # Timed twice: with the BLAS thread pool as it is (what a user gets) and limited
+    # to one thread (threadpoolctl). scipy's L-BFGS-B calls OpenBLAS on tiny vectors;
+    # with 2 threads on a busy 2-core machine those calls can dominate a start.
     try:
-        from bayesmix.fit.ml import _minimize
-
-        for _ in range(args.single_starts):
-            x0 = comp.packing.pack(m.start_point(rng))
-            t = time.perf_counter()
-            r = _minimize(comp, x0, 2000, 1e-5)
-            starts.append({"seconds": time.perf_counter() - t, "iterations": int(r.nit), "evaluations": int(r.nfev),
-                           "loglik": float(-r.fun), "success": bool(r.success)})
-        out["single_start_method"] = "bayesmix.fit.ml._minimize(comp, x0, 2000, 1e-5)"
+        from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:
-        for i in range(args.single_starts):
+        threadpool_info = threadpool_limits = None
+    if threadpool_info is not None:
+        out["blas_threadpools"] = [{"lib": Path(d.get("filepath", "?")).name, "api": d.get("internal_api"),
+                                    "num_threads": d.get("num_threads")} for d in threadpool_info()]
+    starts_x0 = [comp.packing.pack(m.start_point(rng)) for _ in range(args.single_starts)]
+
+    def time_starts():
+        res_ = []
+        try:
+            from bayesmix.fit.ml import _minimize
+        except ImportError:
+            _minimize = None
+        for i, x0 in enumerate(starts_x0):
             t = time.perf_counter()
-            r1 = bayesmix.fit_ml(m, n_starts=1, n_final=1, seed=args.seed + 1 + i, progress=False)
-            starts.append({"seconds": time.perf_counter() - t, "iterations": int(r1.convergence["iterations"]),
-                           "evaluations": None, "loglik": float(r1.loglik), "success": bool(r1.convergence["success"])})
-        out["single_start_method"] = "fit_ml(n_starts=1, n_final=1) incl. Newton polish and SEs"
-    secs = [s["seconds"] for s in starts]
-    out["single_starts"] = starts
-    out["single_start_median_s"] = statistics.median(secs)
-    out["single_start_max_s"] = max(secs)
-    out["single_start_reached_best"] = int(sum(abs(s["loglik"] - out["loglik"]) < 1e-3 for s in starts))
+            if _minimize is not None:
+                r = _minimize(comp, x0, 2000, 1e-5)
+                res_.append({"seconds": time.perf_counter() - t, "iterations": int(r.nit), "evaluations": int(r.nfev),
+                             "loglik": float(-r.fun), "success": bool(r.success)})
+            else:  # fallback: a whole one-start fit (includes Newton polish and SEs)
+                r1 = bayesmix.fit_ml(m, n_starts=1, n_final=1, seed=args.seed + 1 + i, progress=False)
+                res_.append({"seconds": time.perf_counter() - t, "iterations": int(r1.convergence["iterations"]),
+                             "evaluations": None, "loglik": float(r1.loglik),
+                             "success": bool(r1.convergence["success"])})
+        out["single_start_method"] = ("bayesmix.fit.ml._minimize(comp, x0, 2000, 1e-5)" if _minimize is not None
+                                      else "fit_ml(n_starts=1, n_final=1) incl. Newton polish and SEs")
+        secs = [s_["seconds"] for s_ in res_]
+        return {"starts": res_, "median_s": statistics.median(secs), "max_s": max(secs),
+                "reached_best": int(sum(abs(s_["loglik"] - out["loglik"]) < 1e-3 for s_ in res_))}
+
+    def time_refit():
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            bayesmix.fit_ml(m, n_starts=args.starts, n_final=args.final, seed=args.seed, progress=False)
+        return time.perf_counter() - t
+
+    single = time_starts()
+    out["single_starts"] = single["starts"]
+    out["single_start_median_s"] = single["median_s"]
+    out["single_start_max_s"] = single["max_s"]
+    out["single_start_reached_best"] = single["reached_best"]
+    # fit_ml again on the already compiled model: starts + polish + SEs + result, no compilation
+    out["refit_compiled_s"] = time_refit()
+    if threadpool_limits is not None:
+        with threadpool_limits(limits=1):
+            single1 = time_starts()
+            out["refit_compiled_blas1_s"] = time_refit()
+        out["single_starts_blas1"] = single1["starts"]
+        out["single_start_median_blas1_s"] = single1["median_s"]
+        out["single_start_max_blas1_s"] = single1["max_s"]
     out["peak_rss_mib_ml"] = peak_rss_mib()
 
     # -- NUTS ---------------------------------------------------------------------------
@@ -400,6 +451,9 @@ def run_worker(kind: str, k: int, args, compiledir: str | None) -> dict:
     if compiledir is not None:
         flag = f"base_compiledir={compiledir}"
         env["PYTENSOR_FLAGS"] = f"{env['PYTENSOR_FLAGS']},{flag}" if env.get("PYTENSOR_FLAGS") else flag
+        # PyTensor 3 keeps its Numba cache under base_compiledir/numba; Numba's own
+        # cache=True functions go to NUMBA_CACHE_DIR: isolate both.
+        env["NUMBA_CACHE_DIR"] = str(Path(compiledir) / "numba_global")
     env.setdefault("PYTHONWARNINGS", "ignore")
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out_path = fh.name
@@ -459,10 +513,16 @@ def build_table(results: dict, args) -> tuple[str, list[dict]]:
     row("ll+grad evaluation, median of 50 (ms)", lambda r: _get(r, "warm", "ll_grad_median_ms"))
     row("one complete start, median (s)", lambda r: _get(r, "warm", "single_start_median_s"), "{:.3f}")
     row("one complete start, max (s)", lambda r: _get(r, "warm", "single_start_max_s"), "{:.3f}")
+    row("one complete start, median, BLAS 1 thread (s)", lambda r: _get(r, "warm", "single_start_median_blas1_s"),
+        "{:.3f}")
+    row("one complete start, max, BLAS 1 thread (s)", lambda r: _get(r, "warm", "single_start_max_blas1_s"), "{:.3f}")
     row("  L-BFGS iterations, median", lambda r: (statistics.median([s["iterations"] for s in r["warm"]["single_starts"]])
                                                   if _get(r, "warm", "single_starts") else None), "{:.0f}")
     row("ML fit incl. compile, cold cache (s)", lambda r: _get(r, "cold", "fit_total_s"), "{:.1f}")
     row("ML fit incl. compile, warm cache (s)", lambda r: _get(r, "warm", "fit_total_s"), "{:.1f}")
+    row("ML fit, model already compiled (s)", lambda r: _get(r, "warm", "refit_compiled_s"), "{:.1f}")
+    row("ML fit, model already compiled, BLAS 1 thread (s)", lambda r: _get(r, "warm", "refit_compiled_blas1_s"),
+        "{:.1f}")
     row("  of which compiling, cold (s)", lambda r: _get(r, "cold", "compile_all_functions_s"), "{:.1f}")
     row("  of which compiling, warm (s)", lambda r: _get(r, "warm", "compile_all_functions_s"), "{:.1f}")
     row("  of which not compiling, warm (s)", lambda r: _get(r, "warm", "fit_minus_compiles_s"), "{:.1f}")
@@ -504,6 +564,10 @@ def build_table(results: dict, args) -> tuple[str, list[dict]]:
         one = _get(r, "warm", "single_start_max_s")
         targets.append({"K": int(k), "target": f"one complete start < {TARGET_ONE_START_S:g} s after compilation (max)",
                         "value_s": one, "met": None if one is None else one < TARGET_ONE_START_S})
+        one1 = _get(r, "warm", "single_start_max_blas1_s")
+        if one1 is not None:
+            targets.append({"K": int(k), "target": f"one complete start < {TARGET_ONE_START_S:g} s, BLAS 1 thread (max)",
+                            "value_s": one1, "met": one1 < TARGET_ONE_START_S})
         for cache in ("warm", "cold"):
             v = _get(r, cache, "fit_total_s")
             targets.append({"K": int(k), "target": f"{args.starts}-start fit < {TARGET_FIT_S:g} s incl. compilation, "
@@ -513,7 +577,7 @@ def build_table(results: dict, args) -> tuple[str, list[dict]]:
     lines.append(f"Targets (machine: {os.cpu_count()} cores)")
     for t in targets:
         met = "not run" if t["met"] is None else ("MET" if t["met"] else "NOT MET")
-        lines.append(f"  K={t['K']}  {t['target']:<58} {_fmt(t['value_s'], '{:7.2f}')} s   {met}")
+        lines.append(f"  K={t['K']}  {t['target']:<58} {_fmt(t['value_s'], '{:7.2f}', none='      -')} s   {met}")
     return "\n".join(lines), targets
 
 

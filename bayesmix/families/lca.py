@@ -448,7 +448,10 @@ class LCAModel(FamilyModel):
                 r, c = np.tril_indices(d, -1)
                 chol[..., r, c] = values["chol_offdiag"]
             cov = a_red @ chol @ np.swapaxes(chol, -1, -2) @ a_red.T
-            new = np.linalg.cholesky(cov + 1e-300)
+            cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+            # relative jitter: a variance estimated at ~0 (boundary) stays factorable
+            jitter = 1e-10 * np.maximum(np.trace(cov, axis1=-2, axis2=-1) / d, 1e-300)
+            new = np.linalg.cholesky(cov + jitter[..., None, None] * np.eye(d))
             out["chol_log_diag"] = np.log(np.diagonal(new, axis1=-2, axis2=-1))
             if d > 1:
                 r, c = np.tril_indices(d, -1)

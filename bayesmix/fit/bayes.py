@@ -139,7 +139,7 @@ def relabel(model, dt, ml: MLResult) -> dict:
         for name, val in comp.deterministics(flat[c, d]).items():
             dets.setdefault(name, post[name].to_numpy().copy())[c, d] = val
     for name, val in {**new_free, **dets}.items():
-        post[name] = (post[name].dims, val)
+        post[name] = post[name].copy(data=val)
     warnings.warn(
         f"Label switching: {int(switched.sum())} of {switched.size} draws had classes in another order than "
         f"the ML solution (per chain: {report['switched_draws_per_chain']}); they were relabelled to match it. "
@@ -202,10 +202,9 @@ def compare_ml_bayes(ml: MLResult, dt) -> pd.DataFrame:
     rh = np.concatenate([rhat[n].to_numpy().reshape(-1) for n in names])
     es = np.concatenate([ess[n].to_numpy().reshape(-1) for n in names])
     table = flat_labels(fam, names)
-    ml_rows = ml.params.set_index(ml.params["parameter"] + "|" + ml.params["class"].astype(str) + "|" + ml.params["term"])
-    key = table["parameter"] + "|" + table["class"].astype(str) + "|" + table["term"]
-    table["ml_estimate"] = ml_rows.loc[key, "estimate"].to_numpy()
-    table["ml_se"] = ml_rows.loc[key, "se"].to_numpy()
+    ml_rows = ml.params.set_index("label")
+    table["ml_estimate"] = ml_rows.loc[table["label"], "estimate"].to_numpy()
+    table["ml_se"] = ml_rows.loc[table["label"], "se"].to_numpy()
     table["post_mean"] = mean
     table["post_sd"] = sd
     table["r_hat"] = rh

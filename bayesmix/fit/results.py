@@ -30,8 +30,10 @@ def flat_labels(fam, names: list[str]) -> pd.DataFrame:
         coords = [list(fam.model.coords[d]) for d in var_dims]
         for idx in np.ndindex(*[len(c) for c in coords]) if coords else [()]:
             lab = {d: coords[i][j] for i, (d, j) in enumerate(zip(var_dims, idx))}
+            # ArviZ-style unique label, e.g. "tau[1, y1$1]"
+            label = f"{name}[{', '.join(str(v) for v in lab.values())}]" if lab else name
             cls = lab.pop(dims.CLASS, None)
-            rows.append({"parameter": name, "class": cls,
+            rows.append({"label": label, "parameter": name, "class": cls,
                          "term": ", ".join(str(v) for v in lab.values()) if lab else ""})
     return pd.DataFrame(rows)
 
