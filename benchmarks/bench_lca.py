@@ -16,10 +16,13 @@ For each K the script measures, each in a fresh Python process:
 * ``stepmix``: StepMix (EM) with the same number of random starts, when it is
   installed, as an external reference for time and log-likelihood.
 
-Run (about 12-15 minutes on 2 cores with NUTS, ~5 without):
+Run (on 2 cores: ~16 minutes with everything, of which ~9 min is K=3 NUTS with
+the default BLAS threading; ~4 min with --no-nuts; ~2 min for
+--blas-threads 1 --no-cold --no-stepmix):
 
     .venv/bin/python benchmarks/bench_lca.py                 # K = 2 3, everything
     .venv/bin/python benchmarks/bench_lca.py --classes 2 --no-nuts --no-cold
+    .venv/bin/python benchmarks/bench_lca.py --blas-threads 1 # OPENBLAS_NUM_THREADS=1
 
 Results are printed as a table and written to benchmarks/results/lca_<date>.json.
 See benchmarks/README.md for what each number means.
@@ -169,6 +172,19 @@ def versions() -> dict:
     return out
 
 
+def git_commit() -> str | None:
+    try:
+        root = HERE.parent
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "bayesmix"], cwd=root, capture_output=True,
+                               text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        return head.stdout.strip() + (" (bayesmix/ modified)" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -258,6 +274,18 @@ def worker_warm(args) -> dict:
         times.append(time.perf_counter() - t)
     out["ll_grad_median_ms"] = 1e3 * statistics.median(times)
     out["ll_grad_min_ms"] = 1e3 * min(times)
+    try:
+        from threadpoolctl import threadpool_limits as _limits
+
+        with _limits(limits=1):
+            times1 = []
+            for _ in range(50):
+                t = time.perf_counter()
+                comp.ll_and_grad(x)
+                times1.append(time.perf_counter() - t)
+        out["ll_grad_median_blas1_ms"] = 1e3 * statistics.median(times1)
+    except ImportError:
+        pass
     out["n_params"] = int(x.size)
 
     # -- single complete starts (one L-BFGS run to convergence) -----------------------
@@ -455,6 +483,9 @@ def run_worker(kind: str, k: int, args, compiledir: str | None) -> dict:
         # cache=True functions go to NUMBA_CACHE_DIR: isolate both.
         env["NUMBA_CACHE_DIR"] = str(Path(compiledir) / "numba_global")
     env.setdefault("PYTHONWARNINGS", "ignore")
+    if args.blas_threads is not None and kind != "stepmix":
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(args.blas_threads)
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out_path = fh.name
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_worker", kind, "--_k", str(k), "--_out", out_path,
@@ -511,6 +542,7 @@ def build_table(results: dict, args) -> tuple[str, list[dict]]:
     row("compile = build + 1st ll+grad, warm cache (s)", lambda r: _get(r, "warm", "compile_s"), "{:.1f}")
     row("free parameters", lambda r: _get(r, "warm", "n_params"), "{:d}")
     row("ll+grad evaluation, median of 50 (ms)", lambda r: _get(r, "warm", "ll_grad_median_ms"))
+    row("ll+grad evaluation, median, BLAS 1 thread (ms)", lambda r: _get(r, "warm", "ll_grad_median_blas1_ms"))
     row("one complete start, median (s)", lambda r: _get(r, "warm", "single_start_median_s"), "{:.3f}")
     row("one complete start, max (s)", lambda r: _get(r, "warm", "single_start_max_s"), "{:.3f}")
     row("one complete start, median, BLAS 1 thread (s)", lambda r: _get(r, "warm", "single_start_median_blas1_s"),
@@ -603,6 +635,9 @@ def main(argv=None):
     p.add_argument("--stepmix-abs-tol", type=float, default=1e-10,
                    help="StepMix abs_tol on the change of the *average* LL per EM iteration (default 1e-10, "
                         "i.e. N*1e-10 ~ 7e-7 on the total LL)")
+    p.add_argument("--blas-threads", type=int, default=None,
+                   help="set OPENBLAS/OMP/MKL_NUM_THREADS for the bayesmix processes (default: unset, as a user "
+                        "gets it); results go to lca_<date>_blas<N>.json")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per worker process")
     p.add_argument("--output", type=Path, default=None, help="JSON path (default benchmarks/results/lca_<date>.json)")
     p.add_argument("--_worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
@@ -623,13 +658,17 @@ def main(argv=None):
         "date": start.isoformat(timespec="seconds"),
         "settings": {"n_persons": args.n, "n_items": args.items, "classes": args.classes, "n_starts": args.starts,
                      "n_final": args.final, "seed": args.seed, "nuts": args.nuts, "draws": args.draws,
-                     "tune": args.tune, "chains": args.chains, "stepmix": args.stepmix, "cold": args.cold},
+                     "tune": args.tune, "chains": args.chains, "stepmix": args.stepmix, "cold": args.cold,
+                     "blas_threads_env": args.blas_threads},
         "machine": {"cpu_count": os.cpu_count(), "cpu": cpu_name(), "platform": platform.platform(),
                     "loadavg_start": list(os.getloadavg())},
         "versions": versions(),
+        "bayesmix_commit": git_commit(),
         "targets_definition": {"one_start_s": TARGET_ONE_START_S, "fit_incl_compile_s": TARGET_FIT_S},
         "per_k": {},
     }
+    if args.blas_threads is not None:
+        print(f"BLAS threads limited to {args.blas_threads} in the bayesmix processes (OPENBLAS_NUM_THREADS etc.)")
     print(f"bayesmix LCA benchmark: N={args.n} persons, {args.items} binary items, K in {args.classes}, "
           f"starts {args.starts}/{args.final}, seed {args.seed}")
     print(f"machine: {os.cpu_count()} cores ({results['machine']['cpu']}), load average "
@@ -673,7 +712,8 @@ def main(argv=None):
     print(f"\nload average: {results['machine']['loadavg_start'][0]:.2f} at start, "
           f"{results['machine']['loadavg_end'][0]:.2f} at end; total {results['total_wall_s'] / 60:.1f} min")
 
-    out = args.output or RESULTS_DIR / f"lca_{start.date().isoformat()}.json"
+    suffix = "" if args.blas_threads is None else f"_blas{args.blas_threads}"
+    out = args.output or RESULTS_DIR / f"lca_{start.date().isoformat()}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float))
     print(f"results written to {out}")
