@@ -25,7 +25,7 @@ from scipy.optimize import linear_sum_assignment
 
 from bayesmix import dims
 from bayesmix.exceptions import LabelSwitchingWarning, SpecificationError
-from bayesmix.fit.compiled import compiled
+from bayesmix.fit.compiled import compiled, single_blas_thread
 from bayesmix.fit.results import MLResult, flat_labels
 
 
@@ -41,6 +41,7 @@ def _nutpie_model(fam, init: dict):
     return cm
 
 
+@single_blas_thread
 def sample(
     model,
     *,

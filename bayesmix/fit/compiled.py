@@ -14,12 +14,14 @@ quantities) are central differences of exact first-order functions; see
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.replace import graph_replace
+from threadpoolctl import threadpool_limits
 
 
 @dataclass
@@ -80,28 +82,41 @@ class Compiled:
         return self._fns[key]
 
     # -- value and gradient (the ML objective) -------------------------------------
+    # One compiled function returns the per-unit log-likelihood and the gradient
+    # of their sum: the ML objective, the pointwise log-likelihood of posterior
+    # draws and the scores share one compilation (compilation dominates small fits).
+    def _unit_and_grad(self, theta):
+        fn = self._get("unit_grad", lambda: pytensor.function(
+            [self.theta], [self.unit_ll, pytensor.grad(self.total_ll, self.theta)]))
+        unit, g = fn(np.asarray(theta, dtype="float64"))
+        return np.asarray(unit), np.asarray(g)
+
     def ll_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        fn = self._get("ll_grad", lambda: pytensor.function(
-            [self.theta], [self.total_ll, pytensor.grad(self.total_ll, self.theta)]))
-        ll, g = fn(np.asarray(theta, dtype="float64"))
-        return float(ll), np.asarray(g)
+        unit, g = self._unit_and_grad(theta)
+        return float(unit.sum()), g
 
     def unit_loglik(self, theta: np.ndarray) -> np.ndarray:
-        fn = self._get("unit", lambda: pytensor.function([self.theta], self.unit_ll))
-        return np.asarray(fn(np.asarray(theta, dtype="float64")))
+        return self._unit_and_grad(theta)[0]
 
     # -- reported (natural-scale) quantities --------------------------------------
-    def reported(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        names = self.fam.reported
-        fn = self._get("reported", lambda: pytensor.function(
-            [self.theta], self._to_theta([self.fam.model[n] for n in names]), on_unused_input="ignore"))
+    def _natural(self, theta) -> dict[str, np.ndarray]:
+        # deterministics and reported free parameters from one compiled function
+        model = self.fam.model
+        names = [d.name for d in model.deterministics]
+        names += [n for n in self.fam.reported if n not in names]
+        fn = self._get("natural", lambda: pytensor.function(
+            [self.theta], self._to_theta([model[n] for n in names]), on_unused_input="ignore"))
         return {n: np.asarray(v) for n, v in zip(names, fn(np.asarray(theta, dtype="float64")))}
 
     def deterministics(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        dets = [d.name for d in self.fam.model.deterministics]
-        fn = self._get("dets", lambda: pytensor.function(
-            [self.theta], self._to_theta([self.fam.model[n] for n in dets]), on_unused_input="ignore"))
-        return {n: np.asarray(v) for n, v in zip(dets, fn(np.asarray(theta, dtype="float64")))}
+        """The model's ``pm.Deterministic`` values."""
+        nat = self._natural(theta)
+        return {d.name: nat[d.name] for d in self.fam.model.deterministics}
+
+    def reported(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """The quantities of the parameter table, natural scale."""
+        nat = self._natural(theta)
+        return {n: nat[n] for n in self.fam.reported}
 
     def membership(self, theta: np.ndarray) -> np.ndarray:
         """(N, K) posterior class probabilities of each person."""
@@ -147,3 +162,19 @@ def compiled(fam) -> Compiled:
     if getattr(fam, "_compiled", None) is None:
         fam._compiled = Compiled(fam)
     return fam._compiled
+
+
+def single_blas_thread(func):
+    """Run ``func`` with BLAS limited to one thread.
+
+    The matrices here are small (N x K, P x P); on a loaded 2-core machine
+    OpenBLAS' second thread made one K = 3 gradient 30x slower and NUTS 20x
+    slower (benchmarks/README.md). threadpoolctl restores the setting after.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return func(*args, **kwargs)
+
+    return wrapper

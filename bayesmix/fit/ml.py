@@ -29,7 +29,7 @@ from scipy import optimize
 from tqdm.auto import tqdm
 
 from bayesmix.exceptions import ConvergenceWarning, FitError, SpecificationError, StartsWarning
-from bayesmix.fit.compiled import compiled
+from bayesmix.fit.compiled import compiled, single_blas_thread
 from bayesmix.fit.results import MLResult
 
 SE_CHOICES = ("mlr", "ml")
@@ -76,6 +76,7 @@ def _newton_polish(comp, x, steps: int):
     return x, ll, g, info
 
 
+@single_blas_thread
 def fit_ml(
     model,
     *,
@@ -109,6 +110,8 @@ def fit_ml(
         completed in addition to the random starts.
     ll_tol : float
         Two final log-likelihoods closer than this count as the same optimum.
+
+    BLAS runs on one thread during the fit (see ``single_blas_thread``).
     """
     if se not in SE_CHOICES:
         raise SpecificationError(f"se: got {se!r}; valid choices are 'mlr', 'ml'.")
@@ -191,3 +194,4 @@ def fit_ml(
         "seconds": time.perf_counter() - t0,
     }
     return MLResult.from_fit(model, x, ll, info, se=se, starts=starts_table, convergence=convergence)
+
