@@ -151,3 +151,21 @@ def test_compare_fits_orders_nested_models(model, fit, data):
     p = y.mean(axis=0)
     ll1 = np.sum(y * np.log(p) + (1 - y) * np.log(1 - p))
     assert one.loglik == pytest.approx(ll1, abs=1e-6)
+
+
+def test_threshold_at_bound_is_fixed_and_reported():
+    """A class that always endorses y1 drives its threshold to -inf; it is held at
+    the Mplus bound -15, gets no SE, and is named in a warning and the summary."""
+    tau = TAU.copy()
+    tau[0, 0] = -40.0
+    df, _ = simulate_lca(tau, [0.4], n_persons=300, seed=12)
+    m = bm.lca(df, ITEMS, n_classes=2)
+    with pytest.warns(bm.ConvergenceWarning, match=r"fixed there to avoid singularity"):
+        res = bm.fit_ml(m, n_starts=6, n_final=3, seed=0, progress=False)
+    fixed = res.convergence["fixed_at_bound"]
+    assert len(fixed) == 1 and fixed[0].endswith("y1$1]")
+    row = res.params.set_index("label").loc[fixed[0]]
+    assert row["estimate"] == pytest.approx(-15.0)
+    assert np.isnan(row["se"])
+    assert np.isfinite(res.params.drop(res.params.index[res.params.label == fixed[0]])["se"].dropna()).all()
+    assert "Fixed at a bound" in res.summary()

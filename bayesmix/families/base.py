@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
 
 from bayesmix import dims
@@ -72,6 +71,10 @@ class FamilyModel:
         """(..., K, F) features that characterise each class, to match labels."""
         raise NotImplementedError
 
+    def bounds(self, packing) -> tuple[np.ndarray, np.ndarray]:
+        """Box bounds (low, high) on the flat raw vector used by ML; none by default."""
+        return np.full(packing.size, -np.inf), np.full(packing.size, np.inf)
+
     @property
     def n_classes(self) -> int:
         return self.spec.n_classes
@@ -97,29 +100,6 @@ class FamilyModel:
 
     def value_vars(self) -> list:
         return [self.model.rvs_to_values[self.model[name]] for name in self.free_names]
-
-    def compile_point_fn(self, outputs):
-        """Compile ``outputs`` (graphs in model RVs) as a function of a raw point dict."""
-        outs = self.model.replace_rvs_by_values(outputs)
-        fn = pytensor.function(self.value_vars(), outs, on_unused_input="ignore")
-        names = self.free_names
-
-        def call(point):
-            return fn(*[np.asarray(point[n], dtype="float64") for n in names])
-
-        return call
-
-    def reported_fn(self):
-        """Function raw point -> dict of reported (natural-scale) quantities."""
-        if not hasattr(self, "_reported_fn"):
-            outs = [self.model[n] for n in self.reported]
-            fn = self.compile_point_fn(outs)
-            self._reported_fn = lambda point: dict(zip(self.reported, fn(point)))
-        return self._reported_fn
-
-    def coords_of(self, name: str) -> list[list]:
-        """Coordinate values of each dim of variable ``name``."""
-        return [list(self.model.coords[d]) for d in self.model.named_vars_to_dims.get(name, ())]
 
 
 def add_free(model: pm.Model, info: ParameterInfo, priors: dict | None):

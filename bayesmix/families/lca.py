@@ -61,6 +61,7 @@ from bayesmix.exceptions import SpecificationError
 from bayesmix.families.base import OBSERVED, FamilyModel, ParameterInfo, add_free, check_priors
 
 RE_OFFDIAG = "re_offdiag"
+TAU_BOUND = 15.0
 RESPONSE = "response"
 
 
@@ -420,6 +421,23 @@ class LCAModel(FamilyModel):
             if k > 2:
                 pt_["chol_offdiag"] = np.zeros((k - 1) * (k - 2) // 2)
         return pt_
+
+    def bounds(self, packing):
+        """Thresholds are kept in [-15, 15] (Mplus' convention for logit
+        thresholds; Phi(15) and expit(15) are 1 to machine precision), the
+        log-increments of ordinal thresholds in [-15, 3.5]. A class whose
+        response probability tends to 0 or 1 otherwise drives its threshold to
+        infinity (1e162 was seen) and the prior log density of that start is -inf."""
+        low, high = super().bounds(packing)
+        name = "tau_raw" if self.ordinal else "tau" if self.cat_items else None
+        if name is not None:
+            i = packing.names.index(name)
+            start = sum(packing.sizes[:i])
+            later = np.tile(self.thr_k > 0, self.spec.n_classes)
+            sl = slice(start, start + packing.sizes[i])
+            low[sl] = np.where(later, -15.0, -TAU_BOUND)
+            high[sl] = np.where(later, 3.5, TAU_BOUND)
+        return low, high
 
     def permute_classes(self, values, perm):
         """New class c is old class perm[c]. Reference-coded quantities (alpha,

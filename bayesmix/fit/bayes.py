@@ -53,6 +53,7 @@ def sample(
     posterior_predictive: bool = False,
     ppc_draws: int = 200,
     progress: bool = True,
+    adaptation: str = "low_rank",
     **nutpie_kwargs,
 ):
     """Sample the posterior of ``model`` with NUTS (nutpie).
@@ -86,7 +87,7 @@ def sample(
         raise SpecificationError("ml: this MLResult belongs to another model object; pass the result of fit_ml(model).")
     cm = _nutpie_model(model, ml.point)
     dt = nutpie.sample(cm, draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=progress,
-                       **nutpie_kwargs)
+                       adaptation=adaptation, **nutpie_kwargs)
     for group in ("warmup_posterior", "warmup_sample_stats"):
         if group in dt.children:
             del dt[group]
@@ -203,6 +204,7 @@ def compare_ml_bayes(ml: MLResult, dt) -> pd.DataFrame:
     rh = np.concatenate([rhat[n].to_numpy().reshape(-1) for n in names])
     es = np.concatenate([ess[n].to_numpy().reshape(-1) for n in names])
     table = flat_labels(fam, names)
+    table["class"] = table["class"].astype("Int64")
     ml_rows = ml.params.set_index("label")
     table["ml_estimate"] = ml_rows.loc[table["label"], "estimate"].to_numpy()
     table["ml_se"] = ml_rows.loc[table["label"], "se"].to_numpy()

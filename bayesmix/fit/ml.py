@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 from scipy import optimize
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from bayesmix.exceptions import ConvergenceWarning, FitError, SpecificationError, StartsWarning
 from bayesmix.fit.compiled import compiled, single_blas_thread
@@ -35,7 +35,7 @@ from bayesmix.fit.results import MLResult
 SE_CHOICES = ("mlr", "ml")
 
 
-def _minimize(comp, x0, maxiter, gtol):
+def _minimize(comp, x0, maxiter, gtol, bounds=None):
     def fun(x):
         try:
             ll, g = comp.ll_and_grad(x)
@@ -45,22 +45,29 @@ def _minimize(comp, x0, maxiter, gtol):
             return 1e300, np.zeros_like(x)
         return -ll, -g
 
-    return optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
+    if bounds is not None:
+        x0 = np.clip(x0, bounds[0], bounds[1])
+        bounds = optimize.Bounds(bounds[0], bounds[1])
+    return optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
                              options={"maxiter": maxiter, "gtol": gtol, "ftol": 1e-13, "maxcor": 20})
 
 
-def _newton_polish(comp, x, steps: int):
-    """A few damped Newton steps on the exact Hessian; stops if not concave."""
+def _newton_polish(comp, x, steps: int, free: np.ndarray):
+    """A few damped Newton steps on the exact Hessian over the parameters not at a
+    bound (``free``); stops if the Hessian is not negative definite there."""
     ll, g = comp.ll_and_grad(x)
     info = None
     for _ in range(steps):
+        if np.max(np.abs(g[free]), initial=0.0) < 1e-8:
+            break
         info = comp.second_order(x)
-        h = info["hessian"]
+        h = info["hessian"][np.ix_(free, free)]
         try:
             np.linalg.cholesky(-h)
         except np.linalg.LinAlgError:
             break
-        step = np.linalg.solve(-h, g)
+        step = np.zeros_like(x)
+        step[free] = np.linalg.solve(-h, g[free])
         t = 1.0
         while t > 1e-4:
             ll_new, g_new = comp.ll_and_grad(x + t * step)
@@ -71,8 +78,6 @@ def _newton_polish(comp, x, steps: int):
             break
         x, ll, g = x + t * step, ll_new, g_new
         info = None
-        if np.max(np.abs(g)) < 1e-8:
-            break
     return x, ll, g, info
 
 
@@ -128,6 +133,7 @@ def fit_ml(
     comp.ll_and_grad(packing.pack(model.start_point(np.random.default_rng(0))))  # compile now
     t_compile = time.perf_counter() - t0
 
+    bounds = model.bounds(packing)
     rng = np.random.default_rng(seed)
     starts = [packing.pack(model.start_point(rng)) for _ in range(n_starts)]
     rows = []
@@ -135,7 +141,7 @@ def fit_ml(
                leave=False)
     short = []
     for i, x0 in enumerate(starts):
-        res = _minimize(comp, x0, short_iter, gtol)
+        res = _minimize(comp, x0, short_iter, gtol, bounds)
         short.append((-res.fun if np.isfinite(res.fun) and res.fun < 1e299 else -np.inf, res.x))
         bar.update()
     order = np.argsort([-s[0] for s in short])[: min(n_final, n_starts)]
@@ -145,7 +151,7 @@ def fit_ml(
         finals.append((-1, packing.pack(point)))
     final_res = {}
     for i, x0 in finals:
-        res = _minimize(comp, x0, max_iter, gtol)
+        res = _minimize(comp, x0, max_iter, gtol, bounds)
         final_res[i] = res
         bar.update()
     bar.close()
@@ -165,9 +171,19 @@ def fit_ml(
     best = final_res[best_key]
     if not np.isfinite(best.fun) or best.fun >= 1e299:
         raise FitError("fit_ml: no start reached a finite log-likelihood; check the data and try more starts.")
-    x, ll, g, info = _newton_polish(comp, best.x, newton_steps)
+    # Mplus convention: a threshold that runs to its bound (+-15 on the logit
+    # scale) is fixed there "to avoid singularity"; it gets no SE and the other
+    # SEs are computed with it held fixed.
+    at_bound = (best.x <= bounds[0] + 1e-6) | (best.x >= bounds[1] - 1e-6)
+    x, ll, g, info = _newton_polish(comp, best.x, newton_steps, ~at_bound)
     if info is None:
         info = comp.second_order(x)
+    fixed = [lab for lab, b in zip(packing.labels(), at_bound) if b]
+    if fixed:
+        warnings.warn(
+            f"{len(fixed)} parameter(s) reached their bound and were fixed there to avoid singularity "
+            f"(no SE; as Mplus does): {', '.join(fixed[:6])}{' ...' if len(fixed) > 6 else ''}. "
+            "The class has (near) deterministic responses on these items.", ConvergenceWarning, stacklevel=3)
 
     import pandas as pd
 
@@ -178,11 +194,11 @@ def fit_ml(
         warnings.warn(
             f"The best log-likelihood {ll:.3f} was reached by only {n_best} completed start(s); "
             "it may be a local maximum. Increase n_starts/n_final (e.g. n_starts=100, n_final=20).",
-            StartsWarning, stacklevel=2)
-    grad_norm = float(np.max(np.abs(g))) if g.size else 0.0
+            StartsWarning, stacklevel=3)
+    grad_norm = float(np.max(np.abs(g[~at_bound]), initial=0.0))
     if grad_norm > 1e-2:
         warnings.warn(f"fit_ml: the largest gradient element at the optimum is {grad_norm:.2g}; "
-                      "the fit may not have converged (raise max_iter).", ConvergenceWarning, stacklevel=2)
+                      "the fit may not have converged (raise max_iter).", ConvergenceWarning, stacklevel=3)
     convergence = {
         "optimizer": "L-BFGS-B + Newton polish",
         "success": bool(best.success),
@@ -190,8 +206,10 @@ def fit_ml(
         "iterations": int(best.nit),
         "max_abs_gradient": grad_norm,
         "n_best": n_best,
+        "fixed_at_bound": fixed,
         "compile_seconds": t_compile,
         "seconds": time.perf_counter() - t0,
     }
-    return MLResult.from_fit(model, x, ll, info, se=se, starts=starts_table, convergence=convergence)
+    return MLResult.from_fit(model, x, ll, info, se=se, starts=starts_table, convergence=convergence,
+                             fixed=at_bound)
 

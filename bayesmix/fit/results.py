@@ -79,16 +79,18 @@ class MLResult:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_fit(cls, fam, theta, loglik, info, *, se, starts, convergence):
+    def from_fit(cls, fam, theta, loglik, info, *, se, starts, convergence, fixed=None):
         from bayesmix.fit.compiled import compiled
 
         comp = compiled(fam)
         hess, scores, jac = info["hessian"], info["scores"], info["jacobian"]
         p = theta.size
+        free = np.ones(p, bool) if fixed is None else ~np.asarray(fixed)
+        cov_ml = np.zeros((p, p))  # parameters fixed at a bound: zero variance
         try:
-            cov_ml = np.linalg.inv(-hess)
+            cov_ml[np.ix_(free, free)] = np.linalg.inv(-hess[np.ix_(free, free)])
         except np.linalg.LinAlgError:
-            cov_ml = np.full((p, p), np.nan)
+            cov_ml[np.ix_(free, free)] = np.nan
         meat = scores.T @ scores
         cov_mlr = cov_ml @ meat @ cov_ml
         cov = cov_mlr if se == "mlr" else cov_ml
@@ -99,6 +101,7 @@ class MLResult:
         var = np.einsum("rp,pq,rq->r", jac, cov, jac)
         se_v = np.sqrt(np.where(var > 0, var, np.nan))
         table = flat_labels(fam, fam.reported)
+        table["class"] = table["class"].astype("Int64")
         table["estimate"] = est
         table["se"] = se_v
         table["z"] = est / se_v

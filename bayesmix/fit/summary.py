@@ -63,6 +63,8 @@ def format_ml_summary(res) -> str:
     c = res.convergence
     lines.append(f"  Best LL reached by {c['n_best']} of the completed starts; "
                  f"max |gradient| {c['max_abs_gradient']:.1e}")
+    if c.get("fixed_at_bound"):
+        lines.append(f"  Fixed at a bound to avoid singularity (no S.E.): {', '.join(c['fixed_at_bound'])}")
     lines.append("")
     if spec.n_classes > 1:
         props = res.class_proportions()
