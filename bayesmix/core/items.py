@@ -77,12 +77,15 @@ def category_log_probs(tau, n_categories: np.ndarray, link: str):
     upper = pt.where(has_upper, upper, 0.0)
     lower = pt.where(has_lower, lower, 0.0)
 
+    both = has_lower & has_upper
+    only_lower = has_lower & ~has_upper
     log_f_upper = pt.where(has_upper, log_cdf(upper, link), 0.0)
-    log_f_lower = log_cdf(lower, link)
-    # 1 - F(lower) when there is a lower but no upper threshold: log1mexp(log F(a) - 0)
-    diff = pt.where(has_lower, log_f_lower - log_f_upper, -1.0)
-    tail = pt.where(has_lower, pt.log1mexp(pt.minimum(diff, -1e-300)), 0.0)
-    return pt.where(valid, log_f_upper + tail, 0.0)
+    # interior category: log F(b) + log(1 - F(a) / F(b))
+    diff = pt.where(both, log_cdf(lower, link) - log_f_upper, -1.0)
+    interior = pt.where(both, pt.log1mexp(pt.minimum(diff, -1e-300)), 0.0)
+    # top category: log(1 - F(a)) = log F(-a) (F symmetric), exact in the upper tail
+    top = pt.where(only_lower, log_cdf(-lower, link), 0.0)
+    return pt.where(valid, pt.where(only_lower, top, log_f_upper + interior), 0.0)
 
 
 def indicator_matrix(codes: np.ndarray, observed: np.ndarray, m_max: int) -> np.ndarray:

@@ -62,6 +62,7 @@ from bayesmix.families.base import OBSERVED, FamilyModel, ParameterInfo, add_fre
 
 RE_OFFDIAG = "re_offdiag"
 TAU_BOUND = 15.0
+_START_SCALE = 3.0  # half-width of the uniform threshold perturbation of random starts
 RESPONSE = "response"
 
 
@@ -379,7 +380,13 @@ class LCAModel(FamilyModel):
         logits = self._logits(q)
         if not self.spec.random_intercepts:
             return pt.mean(pt.special.softmax(pt.concatenate([logits, pt.zeros_like(logits[:, :1])], -1), -1), axis=0)
-        z, logw = Integration(rule="gauss_hermite", n_points=20 if k == 2 else 7).nodes(k - 1)
+        # the model's own (non-adaptive) rule, so the user's n_points governs the
+        # accuracy here as in the likelihood; adaptive moments are per cluster and
+        # do not apply to a marginal share, so that case uses a wide trapezoid grid
+        integ = self.spec.integration
+        if integ.adaptive:
+            integ = Integration(rule="trapezoid", n_points=max(integ.n_points, 31), bound=7.0)
+        z, logw = integ.nodes(k - 1)
         u = pt.dot(pt.as_tensor(z), q["chol"].T)  # (Q, D)
         probs = pt.exp(class_log_prior(logits[:, None, :] + u[None]))  # (N, Q, K)
         return pt.mean(pt.sum(np.exp(logw)[None, :, None] * probs, axis=1), axis=0)
@@ -400,7 +407,7 @@ class LCAModel(FamilyModel):
                 cum = np.cumsum(counts)[:-1] / counts.sum()
                 base = ppf(cum)
                 for c in range(k):
-                    tau[c, sl] = np.sort(base + rng.uniform(-2.0, 2.0, size=base.size))
+                    tau[c, sl] = np.sort(base + rng.uniform(-_START_SCALE, _START_SCALE, size=base.size))
             if self.ordinal:
                 raw = tau.copy()
                 later = self.thr_k > 0
@@ -424,7 +431,8 @@ class LCAModel(FamilyModel):
 
     def bounds(self, packing):
         """Thresholds are kept in [-15, 15] (Mplus' convention for logit
-        thresholds; Phi(15) and expit(15) are 1 to machine precision), the
+        thresholds; 1 - expit(15) = 3.1e-7, so holding a threshold there costs at
+        most N * 3e-7 in log-likelihood; Phi(15) is 1 to machine precision), the
         log-increments of ordinal thresholds in [-15, 3.5]. A class whose
         response probability tends to 0 or 1 otherwise drives its threshold to
         infinity (1e162 was seen) and the prior log density of that start is -inf."""
