@@ -518,13 +518,11 @@ class LCAModel(FamilyModel):
             cls = np.zeros(n, dtype=int)
         y = np.full((n, len(d.items)), np.nan)
         cat = np.asarray(d.categorical_mask, dtype=bool)
-        cdf = special.expit if self.spec.link == "logit" else special.ndtr
         cat_cols = np.flatnonzero(cat)
         for p, it in enumerate(self.cat_items):
             thr = natural["tau"][cls][:, self.thr_item == p]  # (N, m-1)
             ystar = (stats.logistic if self.spec.link == "logit" else stats.norm).rvs(size=n, random_state=rng)
             y[:, cat_cols[p]] = (ystar[:, None] > thr).sum(axis=1)
-        del cdf
         for p, col in enumerate(np.flatnonzero(~cat)):
             y[:, col] = natural["nu"][cls, p] + np.sqrt(natural["theta"][p]) * rng.standard_normal(n)
         y[~d.observed] = np.nan
