@@ -15,6 +15,7 @@ quantities) are central differences of exact first-order functions; see
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,11 @@ def _mode():
 
 
 MODE = _mode()
+
+# Without a BLAS to link, PyTensor's C Dot falls back to numpy.dot (numpy's own
+# OpenBLAS), which is what these small products want anyway; the warning about
+# it would only alarm users.
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation")
 
 
 def function(inputs, outputs, **kwargs):
