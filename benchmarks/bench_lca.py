@@ -267,22 +267,22 @@ def worker_warm(args) -> dict:
     x = comp.packing.pack(m.start_point(rng))
     for _ in range(3):
         comp.ll_and_grad(x)
-    times = []
-    for _ in range(50):
-        t = time.perf_counter()
-        comp.ll_and_grad(x)
-        times.append(time.perf_counter() - t)
+    def call_times(n=50):
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            comp.ll_and_grad(x)
+            times.append(time.perf_counter() - t)
+        return times
+
+    times = call_times()
     out["ll_grad_median_ms"] = 1e3 * statistics.median(times)
     out["ll_grad_min_ms"] = 1e3 * min(times)
     try:
         from threadpoolctl import threadpool_limits as _limits
 
         with _limits(limits=1):
-            times1 = []
-            for _ in range(50):
-                t = time.perf_counter()
-                comp.ll_and_grad(x)
-                times1.append(time.perf_counter() - t)
+            times1 = call_times()
         out["ll_grad_median_blas1_ms"] = 1e3 * statistics.median(times1)
     except ImportError:
         pass
