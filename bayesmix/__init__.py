@@ -7,6 +7,7 @@ the same marginal likelihood).
 
 from bayesmix.compare import compare_fits
 from bayesmix.core.quadrature import Integration
+from bayesmix.derived import icc
 from bayesmix.data import dataset_items, list_datasets, load_dataset, prepare_wide
 from bayesmix.exceptions import (
     BayesmixError,
@@ -29,5 +30,5 @@ __version__ = "0.1.0"
 __all__ = [
     "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError",
     "Integration", "LabelSwitchingWarning", "MLResult", "REGISTRY", "SpecificationError", "StartsWarning",
-    "compare_fits", "compare_ml_bayes", "dataset_items", "fit_ml", "sample", "lca", "list_datasets", "load_dataset", "prepare_wide",
+    "compare_fits", "compare_ml_bayes", "dataset_items", "fit_ml", "icc", "sample", "lca", "list_datasets", "load_dataset", "prepare_wide",
 ]

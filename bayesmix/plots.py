@@ -75,3 +75,35 @@ def profile_plot(result, *, ax=None, class_labels=None, title=None, posterior=No
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig, ax
+
+
+def class_probability_curve(variance=None, mean: float = 0.0, *, result=None, ax=None, z_range: float = 3.0,
+                            n: int = 401):
+    """P(C_ij = 1 | alpha_1) against alpha_1 on its standard scale (paper Figures 2
+    and 3), for a two-class model whose class logit has a random intercept
+    alpha_1j ~ N(mean, variance). Give ``variance`` (and ``mean``), or ``result``,
+    the MLResult of a two-class model with random intercepts."""
+    from scipy import special
+
+    if result is not None:
+        if "psi" not in result.natural or result.n_classes != 2:
+            raise SpecificationError("class_probability_curve: result must be a 2-class model with cluster random "
+                                     "intercepts (lca(..., n_classes=2, cluster=...)).")
+        variance = float(np.asarray(result.natural["psi"]).ravel()[0])
+        mean = float(np.asarray(result.natural["alpha"]).ravel()[0])
+    if variance is None or variance <= 0:
+        raise SpecificationError(f"class_probability_curve: variance got {variance!r}; give a positive number.")
+    z = np.linspace(-z_range, z_range, n)
+    prob = special.expit(mean + np.sqrt(variance) * z)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+    else:
+        fig = ax.figure
+    ax.plot(z, prob)
+    ax.set_xlabel(r"$\alpha_1$ (standardised: (alpha - mean) / sd)")
+    ax.set_ylabel(r"$P(C_{ij} = 1 \mid \alpha_1)$")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"Conditional class probability, Var(alpha_1) = {variance:g}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig, ax

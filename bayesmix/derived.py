@@ -1,0 +1,59 @@
+"""Derived quantities of the paper, with uncertainty (delta method for ML,
+posterior draws for NUTS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bayesmix.exceptions import SpecificationError
+
+LOGISTIC_VARIANCE = np.pi**2 / 3
+
+
+def icc_from_variance(variance, link: str = "logit"):
+    """ICC of a class-logit random intercept, eq. (20): Var / (Var + pi^2/3)
+    (residual variance 1 for a probit class model)."""
+    resid = LOGISTIC_VARIANCE if link == "logit" else 1.0
+    variance = np.asarray(variance, dtype=float)
+    return variance / (variance + resid)
+
+
+def icc(result, *, hdi_prob: float = 0.95):
+    """ICC of each random class-logit intercept alpha_cj, eq. (20).
+
+    ``result`` is an ``MLResult`` (estimate, delta-method SE and Wald interval,
+    truncated to [0, 1]) or the DataTree of ``bayesmix.sample`` (posterior mean,
+    sd and equal-tailed interval). As the paper warns, near 1 the delta method
+    is only an approximation: the ICC is at its boundary.
+    """
+    from bayesmix.fit.results import MLResult
+
+    if isinstance(result, MLResult):
+        if "psi" not in result.natural:
+            raise SpecificationError("icc: this model has no random class-logit intercepts (fit it with cluster=...).")
+        psi = np.diag(np.atleast_2d(result.natural["psi"]))
+        rows = result.params[result.params.parameter == "psi"]
+        labels = [lab for lab in rows["label"] if _is_diag(lab)]
+        se_var = rows.set_index("label").loc[labels, "se"].to_numpy(dtype=float)
+        est = icc_from_variance(psi)
+        se = LOGISTIC_VARIANCE / (psi + LOGISTIC_VARIANCE) ** 2 * se_var
+        z = stats.norm.ppf(0.5 + hdi_prob / 2)
+        return pd.DataFrame({"re": [lab.split("[")[1].split(",")[0] for lab in labels], "icc": est, "se": se,
+                             "lower": np.clip(est - z * se, 0, 1), "upper": np.clip(est + z * se, 0, 1)})
+    has_post = hasattr(result, "children") and "posterior" in result.children
+    if not has_post or "psi" not in result["posterior"].data_vars:
+        raise SpecificationError(
+            f"icc: got {type(result).__name__}; give an MLResult or the DataTree of bayesmix.sample for a model "
+            "with random class-logit intercepts.")
+    psi = result["posterior"]["psi"].to_numpy()
+    draws = icc_from_variance(np.diagonal(psi, axis1=-2, axis2=-1)).reshape(-1, psi.shape[-1])
+    lo, hi = np.quantile(draws, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2], axis=0)
+    return pd.DataFrame({"re": list(result["posterior"]["psi"].coords["re"].values), "icc": draws.mean(axis=0),
+                         "sd": draws.std(axis=0), "lower": lo, "upper": hi})
+
+
+def _is_diag(label: str) -> bool:
+    a, b = label.split("[")[1].rstrip("]").split(", ")
+    return a == b
