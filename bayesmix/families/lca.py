@@ -290,7 +290,6 @@ class LCAModel(FamilyModel):
         names = [n for n, v in inputs.items() if v is not None]
         self.likelihood_tensors = {n: inputs[n] for n in names}
         tensors = [pt.as_tensor(inputs[n]) for n in names]
-        self._param_names = names
 
         def logp(value, *params):
             # CustomDist adds a leading batch axis of length 1 to each parameter

@@ -182,8 +182,10 @@ class Compiled:
             up, down = theta.copy(), theta.copy()
             up[j] += h
             down[j] -= h
-            hess[:, j] = (self.ll_and_grad(up)[1] - self.ll_and_grad(down)[1]) / (2 * h)
-            scores[:, j] = (self.unit_loglik(up) - self.unit_loglik(down)) / (2 * h)
+            unit_up, grad_up = self._unit_and_grad(up)
+            unit_down, grad_down = self._unit_and_grad(down)
+            hess[:, j] = (grad_up - grad_down) / (2 * h)
+            scores[:, j] = (unit_up - unit_down) / (2 * h)
             jac[:, j] = (self._flat_reported(up) - self._flat_reported(down)) / (2 * h)
         return {"hessian": 0.5 * (hess + hess.T), "scores": scores, "jacobian": jac}
 
