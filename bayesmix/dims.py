@@ -24,3 +24,16 @@ CONTINUOUS_ITEM = "continuous_item"
 # ArviZ sampling dims
 CHAIN = "chain"
 DRAW = "draw"
+
+# Mixture regression (sections 2, 5, 6): outcomes, their random coefficients and
+# the predictors at each level.
+OUTCOME = "outcome"
+CONTINUOUS_OUTCOME = "continuous_outcome"
+CLASS_COVARIATE = "class_covariate"
+CLUSTER_COVARIATE = "cluster_covariate"
+RE_COEF = "re_coef"  # a random intercept or slope of an outcome regression (eq. 5's eta_j)
+RE_COEF_BIS = "re_coef_bis"
+RE_COEF_OFFDIAG = "re_coef_offdiag"
+RE_OFFDIAG = "re_offdiag"
+CLASS_BETWEEN = "class_between"  # D_j of section 6
+CLASS_BETWEEN_LOGIT = "class_between_logit"

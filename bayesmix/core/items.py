@@ -117,3 +117,25 @@ def normal_loglik(y: np.ndarray, observed: np.ndarray, nu, theta):
         theta = theta[None, :]
     z = (y - nu[None, :, :]) ** 2 / theta[None]
     return -0.5 * pt.sum(obs * (z + pt.log(2 * np.pi * theta[None])), axis=-1)
+
+
+def interval_log_prob(lower, upper, has_lower, has_upper, link: str):
+    """log P(lower < y* - eta < upper) = log(F(upper) - F(lower)) elementwise, for
+    thresholds already shifted by a person-specific linear predictor.
+
+    ``has_lower`` / ``has_upper`` (0/1 arrays broadcastable to the arguments) flag
+    whether the category has a finite lower / upper threshold: the bottom category
+    has only an upper one, the top category only a lower one. As in
+    ``category_log_probs`` the unused branches get a safe argument before the log
+    (double-where), so no NaN reaches the gradient; the top category uses
+    log F(-a) (F symmetric), exact in the upper tail.
+    """
+    has_lower = pt.as_tensor(has_lower) > 0.5
+    has_upper = pt.as_tensor(has_upper) > 0.5
+    both = has_lower & has_upper
+    log_f_upper = pt.where(has_upper, log_cdf(pt.where(has_upper, upper, 0.0), link), 0.0)
+    log_f_lower = log_cdf(pt.where(both, lower, -1.0), link)
+    diff = pt.where(both, log_f_lower - log_f_upper, -1.0)
+    interior = log_f_upper + pt.where(both, pt.log1mexp(pt.minimum(diff, -1e-300)), 0.0)
+    top = log_cdf(-pt.where(has_lower & ~has_upper, lower, 0.0), link)
+    return pt.where(has_upper, interior, top)

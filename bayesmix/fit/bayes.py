@@ -114,9 +114,10 @@ def relabel(model, dt, ml: MLResult) -> dict:
     if k == 1:
         return report
     free = _posterior_values(dt, model.free_names)
-    nat = _posterior_values(dt, ["tau", "nu"])
+    sig_names = getattr(model, "signature_names", ("tau", "nu"))
+    nat = _posterior_values(dt, sig_names)
     sig = model.class_signature(nat)  # (chain, draw, K, F)
-    ref = model.class_signature({n: ml.natural[n] for n in ("tau", "nu") if n in ml.natural})
+    ref = model.class_signature({n: ml.natural[n] for n in sig_names if n in ml.natural})
     cost = ((ref[None, None, :, None, :] - sig[:, :, None, :, :]) ** 2).sum(-1)  # (c, d, new, old)
     perms = np.empty((n_chain, n_draw, k), dtype=int)
     for c in range(n_chain):
