@@ -1,8 +1,14 @@
-"""Model comparison tables (LL, parameters, AIC, BIC, aBIC, entropy)."""
+"""Model comparison: tables (LL, parameters, AIC, BIC, aBIC, entropy) and the
+likelihood-ratio test of nested models, with the Satorra-Bentler scaled
+difference of MLR fits (as Mplus computes it)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bayesmix.exceptions import SpecificationError
 
@@ -32,3 +38,155 @@ def compare_fits(fits) -> pd.DataFrame:
         raise SpecificationError(f"compare_fits: the fits use different numbers of observations {sorted(ns)}; "
                                  "information criteria are only comparable on the same data.")
     return table
+
+
+# Reported parameters that are variances: a test that adds one is a test at the
+# boundary (variance 0) of the parameter space.
+VARIANCE_PARAMETERS = ("psi",)
+ICC_BETWEEN = 0.8  # paper, section 5: an ICC above 0.8 suggests a between-level class
+
+BOUNDARY_CAVEAT = (
+    "The tested parameter is at or near the boundary of its parameter space (an ICC near 1, or a variance "
+    "of 0), so the LR statistic does not follow the usual chi-square distribution and the p value is "
+    "only approximate (paper, section 5).")
+
+CLASSES_CAVEAT = (
+    "The models have {k0} and {k1} classes: a test of the number of classes is also a boundary case (a class "
+    "share of 0), so its LR statistic is not chi-square either; compare the number of classes with BIC "
+    "(compare_fits) instead.")
+
+
+@dataclass
+class LRTest:
+    """Likelihood-ratio test of a restricted model (H0) nested in a full one (H1).
+
+    ``lr`` = 2 (LL_full - LL_restricted) on ``df`` = n_params difference, p value
+    from chi-square. With MLR fits, ``scaled_lr`` is the Satorra-Bentler scaled
+    difference TRd = -2 (L0 - L1) / cd, cd = (p0 c0 - p1 c1) / (p0 - p1)
+    (Mplus' MLR difference test; c = scaling correction factor, p = number of
+    parameters, 0 = restricted), with ``scaled_p``. ``caveat`` holds the
+    boundary warning of the paper where it applies (else "")."""
+
+    lr: float
+    df: int
+    p: float
+    loglik_restricted: float
+    loglik_full: float
+    n_params_restricted: int
+    n_params_full: int
+    scaling_restricted: float = float("nan")
+    scaling_full: float = float("nan")
+    cd: float = float("nan")
+    scaled_lr: float = float("nan")
+    scaled_p: float = float("nan")
+    caveat: str = ""
+    note: str = ""
+
+    @property
+    def scaled(self) -> bool:
+        return bool(np.isfinite(self.scaled_lr))
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = [{"test": "LR (chi-square)", "statistic": self.lr, "df": self.df, "p": self.p}]
+        if self.scaled:
+            rows.append({"test": f"MLR scaled (cd = {self.cd:.4f})", "statistic": self.scaled_lr, "df": self.df,
+                         "p": self.scaled_p})
+        return pd.DataFrame(rows).set_index("test")
+
+    def __str__(self) -> str:
+        lines = ["Likelihood-ratio test of nested models",
+                 f"  {'':<22}{'LL':>14}{'n_params':>10}{'scaling':>10}",
+                 f"  {'restricted (H0)':<22}{self.loglik_restricted:>14.3f}{self.n_params_restricted:>10d}"
+                 f"{self.scaling_restricted:>10.4f}",
+                 f"  {'full (H1)':<22}{self.loglik_full:>14.3f}{self.n_params_full:>10d}{self.scaling_full:>10.4f}",
+                 "",
+                 f"  {'test':<30}{'statistic':>11}{'df':>5}{'p':>10}"]
+        for name, r in self.to_frame().iterrows():
+            lines.append(f"  {name:<30}{r['statistic']:>11.3f}{int(r['df']):>5d}{r['p']:>10.4f}")
+        for text in (self.note, self.caveat):
+            if text:
+                lines += ["", "  " + text]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p, cycle):  # IPython
+        p.text(str(self))
+
+
+def lr_test(restricted, full, *, ll_tol: float = 1e-6) -> LRTest:
+    """Likelihood-ratio test of ``restricted`` (H0) nested in ``full`` (H1), two
+    ``MLResult`` fitted to the same data.
+
+    Returns an ``LRTest``: LR = 2 (LL_full - LL_restricted) on df = difference
+    in free parameters, and, when both fits used MLR standard errors, the
+    Satorra-Bentler scaled difference computed as Mplus does for MLR. Nesting is
+    the user's claim; only what can be checked is checked (more parameters in
+    ``full``, same number of observations, LL_full >= LL_restricted).
+
+    Example: the between-level class LCA (Model 5 of the paper) is nested in the
+    within-level LCA with random class-logit intercepts (Model 6) as Var(alpha)
+    -> infinity (eq. 21), a boundary case: see ``LRTest.caveat``.
+    """
+    from bayesmix.derived import icc
+    from bayesmix.fit.results import MLResult
+
+    for name, res in (("restricted", restricted), ("full", full)):
+        if not isinstance(res, MLResult):
+            raise SpecificationError(f"{name}: got {type(res).__name__}; give an MLResult from fit_ml.")
+    p0, p1 = restricted.n_params, full.n_params
+    if p1 <= p0:
+        raise SpecificationError(
+            f"full: got {p1} free parameters against {p0} in restricted; the full model must have more. "
+            "Fix: pass the model with fewer parameters first, lr_test(restricted, full).")
+    if restricted.n_obs != full.n_obs:
+        raise SpecificationError(
+            f"full: got n_obs = {full.n_obs} against {restricted.n_obs} in restricted; a likelihood-ratio test "
+            "needs both models fitted to the same observations.")
+    l0, l1 = restricted.loglik, full.loglik
+    if l1 < l0 - ll_tol:
+        hint = ""
+        if getattr(restricted.model, "class_level", "within") == "between" and "psi" in full.natural:
+            hint = (" A within-level class with random intercepts reaches a between-level class only as "
+                    "Var(alpha) -> infinity (eq. 21), which a coarse integration grid cannot follow: raise "
+                    "the full model's integration n_points (e.g. 'trapezoid' with 101 or more).")
+        raise SpecificationError(
+            f"full: its log-likelihood {l1:.6f} is below the restricted model's {l0:.6f}; the models are not "
+            "nested, or the full fit is not at its maximum. Fix: refit the full model with more random starts "
+            "(or start=restricted's estimates), and check that restricted is a special case of full." + hint)
+    df = p1 - p0
+    lr = max(2.0 * (l1 - l0), 0.0)
+    out = LRTest(lr=lr, df=df, p=float(stats.chi2.sf(lr, df)), loglik_restricted=l0, loglik_full=l1,
+                 n_params_restricted=p0, n_params_full=p1,
+                 scaling_restricted=float(restricted.scaling_correction), scaling_full=float(full.scaling_correction))
+    if restricted.se_type == "mlr" and full.se_type == "mlr":
+        c0, c1 = out.scaling_restricted, out.scaling_full
+        cd = (p0 * c0 - p1 * c1) / (p0 - p1)
+        out.cd = cd
+        if np.isfinite(cd) and cd > 0:
+            out.scaled_lr = -2.0 * (l0 - l1) / cd
+            out.scaled_p = float(stats.chi2.sf(max(out.scaled_lr, 0.0), df))
+        elif not np.isfinite(cd):
+            out.note = ("The MLR difference scaling factor cannot be computed (a scaling correction factor is "
+                        "not finite, e.g. a singular information matrix), so the scaled test is not available.")
+        else:
+            out.note = (f"The MLR difference scaling factor cd = {cd:.4g} is not positive, so the scaled test "
+                        "is not available (this happens in small samples or with non-nested models).")
+    else:
+        out.note = "The scaled (MLR) difference test needs both fits with se='mlr'."
+
+    caveats = []
+    adds_variance = [n for n in VARIANCE_PARAMETERS if n in full.natural and n not in restricted.natural]
+    high_icc = None
+    if "psi" in full.natural:
+        values = icc(full)["icc"].to_numpy(dtype=float)
+        if np.any(values > ICC_BETWEEN):
+            high_icc = float(np.max(values))
+    if adds_variance or high_icc is not None:
+        caveats.append(BOUNDARY_CAVEAT)
+    if high_icc is not None:
+        caveats.append(f"The full model's class-logit ICC is {high_icc:.3f} > {ICC_BETWEEN}: this suggests a "
+                       "between-level class model (lca(..., class_level='between')).")
+    k0, k1 = getattr(restricted, "n_classes", None), getattr(full, "n_classes", None)
+    if k0 is not None and k1 is not None and k0 != k1:
+        caveats.append(CLASSES_CAVEAT.format(k0=k0, k1=k1))
+    out.caveat = " ".join(caveats)
+    return out

@@ -79,6 +79,15 @@ class FamilyModel:
     def n_classes(self) -> int:
         return self.spec.n_classes
 
+    @property
+    def class_level(self) -> str:
+        """Level of the latent class (paper Table 4): "within" (one class per
+        person; the default) or "between" (one class per cluster, eq. 16). A
+        family with a between-level class also provides
+        ``cluster_membership_graph(q)``, the (J, K) posterior class probabilities
+        of the clusters, in terms of ``likelihood_tensors``."""
+        return "within"
+
     # ---- shared ------------------------------------------------------------------
     @property
     def free_names(self) -> list[str]:

@@ -13,6 +13,13 @@ K-1 class-logit intercepts are cluster random effects,
 alpha_cj = alpha_c + u_cj, u_j ~ N(0, Psi), Psi = L L' (Cholesky), integrated
 out numerically per cluster (``core.marginal.integrate_clusters``).
 
+Between-level class (``class_level="between"``, section 5): the class is a
+cluster variable, C_ij = C_j (eq. 16), with P(C_j = c | x_j) = softmax_c(alpha_c +
+beta_c x_j) (eq. 17) and cluster-level covariates only. The cluster's
+log-likelihood is logsumexp_c(log P(C_j = c | x_j) + sum_i log f(y_ij | c)), exact,
+with no numerical integration (Model 5 of the paper; the within-level class
+with random intercepts of huge variance, Model 6, tends to it, eq. 21).
+
 Free parameters (all on the real line) and their default priors
 ----------------------------------------------------------------
 =================  ==========================  ====================================
@@ -32,7 +39,8 @@ name               dims                        default prior
 
 Deterministics: ``tau``, ``theta`` (residual variances), ``psi`` (covariance of
 the random class-logit intercepts), ``class_share`` (model-implied class
-proportions, averaged over persons and random effects), ``item_prob``
+proportions, averaged over persons and random effects, or over clusters for a
+between-level class), ``item_prob``
 (P(y = k | c) for every category of every categorical item).
 """
 
@@ -59,6 +67,7 @@ from bayesmix.core.quadrature import Integration, as_integration
 from bayesmix.data import PreparedData, prepare_wide
 from bayesmix.exceptions import SpecificationError
 from bayesmix.families.base import OBSERVED, FamilyModel, ParameterInfo, add_free, check_priors
+from bayesmix.families.levels import check_class_level, cluster_level_covariates
 
 RE_OFFDIAG = "re_offdiag"
 TAU_BOUND = 15.0
@@ -73,6 +82,7 @@ class LCASpec:
     n_classes: int
     link: str = "logit"
     random_intercepts: bool = False
+    class_level: str = "within"
     integration: Integration = field(default_factory=Integration)
     prior_names: tuple[str, ...] = ()
 
@@ -95,6 +105,7 @@ def lca(
     cluster=None,
     covariates=None,
     random_intercepts: bool | None = None,
+    class_level: str = "within",
     integration="trapezoid",
     priors: dict | None = None,
 ) -> "LCAModel":
@@ -116,10 +127,15 @@ def lca(
     cluster : str, optional
         Cluster column (any label type). Makes the model two-level.
     covariates : list of str, optional
-        Person-level predictors of class membership (beta in eq. 4).
+        Predictors of class membership (beta in eq. 4; cluster-level columns,
+        constant within each cluster, with ``class_level="between"``, eq. 17).
     random_intercepts : bool, optional
         Cluster random intercepts alpha_cj in the class logits (default: True
-        when ``cluster`` is given and K > 1).
+        when ``cluster`` is given, K > 1 and the class is within-level).
+    class_level : {"within", "between"}
+        "within": one class per person (eq. 4). "between": one class per
+        cluster, C_ij = C_j (eq. 16); needs ``cluster``, has no random
+        intercepts, and its covariates must be cluster-level (eq. 17).
     integration : str, dict or Integration
         Rule used to integrate the random intercepts (paper section 10).
     priors : dict, optional
@@ -129,8 +145,11 @@ def lca(
     n_classes = _check_n_classes(n_classes)
     core_items.check_link(link)
     integration = as_integration(integration)
+    has_cluster = data.cluster_name is not None if isinstance(data, PreparedData) else cluster is not None
+    check_class_level(class_level, cluster=cluster if has_cluster else None,
+                      random_intercepts=bool(random_intercepts))
     if random_intercepts is None:
-        random_intercepts = cluster is not None and n_classes > 1
+        random_intercepts = cluster is not None and n_classes > 1 and class_level == "within"
     if random_intercepts and cluster is None:
         raise SpecificationError(
             "random_intercepts: got True without a cluster; give cluster='<column>' or set random_intercepts=False."
@@ -142,10 +161,13 @@ def lca(
             used = set([cluster] if cluster is not None else []) | set(covariates or [])
             items = [c for c in getattr(data, "columns", []) if c not in used]
         prepared = prepare_wide(data, items, item_types=item_types, cluster=cluster, covariates=covariates)
+    if class_level == "between":
+        cluster_level_covariates(prepared)  # raises if a covariate varies within a cluster
     spec = LCASpec(
         n_classes=n_classes,
         link=link,
         random_intercepts=bool(random_intercepts and n_classes > 1),
+        class_level=class_level,
         integration=integration,
         prior_names=tuple(sorted(priors or {})),
     )
@@ -159,6 +181,8 @@ class LCAModel(FamilyModel):
     @classmethod
     def build(cls, data: PreparedData, spec: LCASpec, priors: dict | None) -> "LCAModel":
         self = cls(model=pm.Model(), data=data, spec=spec, family="lca")
+        if spec.class_level == "between":
+            check_class_level(spec.class_level, cluster=data.cluster_name, random_intercepts=spec.random_intercepts)
         self._arrays()
         self._declare_parameters()
         check_priors(priors, self.free_names)
@@ -167,9 +191,20 @@ class LCAModel(FamilyModel):
             self._build_graph(params)
         return self
 
+    @property
+    def class_level(self) -> str:
+        """"within" (a class per person) or "between" (a class per cluster, eq. 16)."""
+        return self.spec.class_level
+
+    @property
+    def between(self) -> bool:
+        return self.spec.class_level == "between"
+
     # ------------------------------------------------------------------ data
     def _arrays(self):
         d = self.data
+        # (J, Q) predictors of a between-level class (validated constant within clusters)
+        self.cluster_x = cluster_level_covariates(d) if self.between else None
         cat = np.asarray(d.categorical_mask, dtype=bool)
         self.cat_items = [it for it, c in zip(d.items, cat) if c]
         self.cont_items = [it for it, c in zip(d.items, cat) if not c]
@@ -328,11 +363,20 @@ class LCAModel(FamilyModel):
         return out
 
     def _logits(self, q):
-        """(N or 1, K-1) fixed part of the class logits, eq. (4)."""
+        """(N or 1, K-1) fixed part of the class logits, eq. (4); for a
+        between-level class (J or 1, K-1), one logit per cluster, eq. (17)."""
         logits = q["alpha"][None, :]
         if q.get("beta") is not None:
-            logits = logits + pt.dot(self.data.covariates, q["beta"].T)
+            x = self.cluster_x if self.between else self.data.covariates
+            logits = logits + pt.dot(x, q["beta"].T)
         return logits
+
+    def _cluster_joint(self, q, log_f):
+        """Between-level class: (J, K) log P(C_j = c | x_j) + sum_i log f(y_ij | c)."""
+        f_j = segment_sum(log_f, self.data.cluster_idx, self.data.n_clusters)
+        if self.spec.n_classes == 1:
+            return f_j
+        return class_log_prior(self._logits(q)) + f_j
 
     def _joint(self, q, log_f, u=None):
         """log P(C = c | x, u) + log f(y | c): (N, K) or, with nodes u (B, Q, D), (N, Q, K)."""
@@ -353,6 +397,8 @@ class LCAModel(FamilyModel):
 
     def _unit_loglik(self, q):
         log_f = self._log_f(q)
+        if self.between:
+            return pt.logsumexp(self._cluster_joint(q, log_f), axis=-1)
         if self.spec.random_intercepts:
             return self._integral(q, log_f).loglik
         person = mixture_logsumexp(0.0, self._joint(q, log_f)) if self.spec.n_classes > 1 else log_f[:, 0]
@@ -362,7 +408,10 @@ class LCAModel(FamilyModel):
 
     def membership_graph(self, q):
         """(N, K) posterior class probabilities P(C_i = c | data), integrating the
-        random intercepts with the cluster's posterior over the nodes."""
+        random intercepts with the cluster's posterior over the nodes. With a
+        between-level class each person gets its cluster's posterior."""
+        if self.between:
+            return self.cluster_membership_graph(q)[self.data.cluster_idx]
         log_f = self._log_f(q)
         if not self.spec.random_intercepts:
             return pt.special.softmax(self._joint(q, log_f), axis=-1)
@@ -371,6 +420,15 @@ class LCAModel(FamilyModel):
         p_c = pt.special.softmax(self._joint(q, log_f, u), axis=-1)  # (N, Q, K)
         w = pt.exp(integral.log_post)[self.data.cluster_idx]  # (N, Q)
         return pt.sum(w[:, :, None] * p_c, axis=1)
+
+    def cluster_membership_graph(self, q):
+        """(J, K) posterior class probabilities P(C_j = c | cluster data) of a
+        between-level class."""
+        if not self.between:
+            raise SpecificationError(
+                "cluster_membership: this LCA has a within-level class (one per person); cluster membership "
+                "needs class_level='between'. Fix: use membership_graph, or build lca(..., class_level='between').")
+        return pt.special.softmax(self._cluster_joint(q, self._log_f(q)), axis=-1)
 
     def _class_share(self, q):
         k = self.spec.n_classes
@@ -500,10 +558,17 @@ class LCAModel(FamilyModel):
     def simulate(self, natural: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Draw classes and item responses for the analysed persons at natural
         parameters ``natural`` (tau, nu, theta, alpha, beta, psi); missing cells stay
-        missing. Returns (y (N, P) in item codes / values, class (N,) 0-based)."""
+        missing. A between-level class is drawn once per cluster. Returns
+        (y (N, P) in item codes / values, class (N,) 0-based)."""
         d, k = self.data, self.spec.n_classes
         n = d.n_persons
-        if k > 1:
+        if k > 1 and self.between:
+            logits = np.broadcast_to(natural["alpha"], (d.n_clusters, k - 1)).copy()
+            if "beta" in natural:
+                logits += self.cluster_x @ natural["beta"].T
+            prob = special.softmax(np.concatenate([logits, np.zeros((d.n_clusters, 1))], axis=1), axis=1)
+            cls = (prob.cumsum(axis=1) > rng.random((d.n_clusters, 1))).argmax(axis=1)[d.cluster_idx]
+        elif k > 1:
             logits = np.broadcast_to(natural["alpha"], (n, k - 1)).copy()
             if "beta" in natural:
                 logits += d.covariates @ natural["beta"].T

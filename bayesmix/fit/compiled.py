@@ -159,6 +159,15 @@ class Compiled:
             on_unused_input="ignore"))
         return np.asarray(fn(np.asarray(theta, dtype="float64")))
 
+    def cluster_membership(self, theta: np.ndarray) -> np.ndarray:
+        """(J, K) posterior class probabilities of each cluster, for a family with
+        a between-level class (``fam.class_level == "between"``)."""
+        require_between_class(self.fam, "cluster_membership")
+        fn = self._get("cluster_membership", lambda: function(
+            [self.theta], self._to_theta([self.fam.cluster_membership_graph(self.fam.likelihood_tensors)])[0],
+            on_unused_input="ignore"))
+        return np.asarray(fn(np.asarray(theta, dtype="float64")))
+
     # -- second order: central differences of exact first derivatives -------------
     def second_order(self, theta: np.ndarray, rel_step: float = 1e-5) -> dict[str, np.ndarray]:
         """Observed Hessian (P, P), per-unit scores (J, P) and the Jacobian of the
@@ -192,6 +201,20 @@ class Compiled:
     def _flat_reported(self, theta):
         rep = self.reported(theta)
         return np.concatenate([np.asarray(rep[n], dtype="float64").reshape(-1) for n in self.fam.reported])
+
+
+def require_between_class(fam, what: str) -> None:
+    """Raise a ``SpecificationError`` unless ``fam`` has a between-level class."""
+    from bayesmix.exceptions import SpecificationError
+
+    hook = getattr(fam, "cluster_membership_graph", None)
+    level = getattr(fam, "class_level", "within")
+    if hook is None or level != "between":
+        raise SpecificationError(
+            f"{what}: this {getattr(fam, 'family', '') or 'model'} model has a {level}-level class (one class per "
+            "person), so clusters have no class of their own; cluster membership needs a between-level class "
+            "(paper section 5). Fix: use the person membership (MLResult.membership), or build the model with "
+            "class_level='between' and cluster='<column>'.")
 
 
 def compiled(fam) -> Compiled:

@@ -157,6 +157,22 @@ class MLResult:
             "count_most_likely": modal,
         })
 
+    def cluster_membership(self) -> pd.DataFrame:
+        """Posterior class probabilities of each cluster, P(C_j = c | cluster data),
+        for a model with a between-level class (eq. 16): one row per cluster
+        (indexed by the cluster label), columns p_class1..K and the most likely
+        class. Every person of a cluster has these probabilities in ``membership``."""
+        from bayesmix.fit.compiled import compiled, require_between_class
+
+        fam = self.model
+        require_between_class(fam, "cluster_membership")
+        post = compiled(fam).cluster_membership(self.theta)
+        k = post.shape[1]
+        index = pd.Index(list(fam.data.cluster_labels), name=fam.data.cluster_name)
+        out = pd.DataFrame(post, columns=[f"p_class{c}" for c in range(1, k + 1)], index=index)
+        out["class"] = post.argmax(axis=1) + 1
+        return out
+
     def item_probabilities(self) -> pd.DataFrame:
         """P(y = category | class) for every categorical item (long format)."""
         from bayesmix.fit.compiled import compiled
