@@ -20,16 +20,18 @@ from bayesmix.exceptions import (
     SpecificationError,
     StartsWarning,
 )
-from bayesmix.families import REGISTRY, lca
+from bayesmix.families import REGISTRY, lca, mixture_regression, within_between
 from bayesmix.fit.bayes import compare_ml_bayes, sample
 from bayesmix.fit.ml import fit_ml
 from bayesmix.fit.results import MLResult
+from bayesmix.simstudy import SimulationDesign, SimulationResult, run_simulation
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError",
-    "Integration", "LabelSwitchingWarning", "LRTest", "MLResult", "REGISTRY", "SpecificationError", "StartsWarning",
-    "compare_fits", "compare_ml_bayes", "dataset_items", "fit_ml", "icc", "sample", "lca", "list_datasets", "load_dataset", "lr_test",
-    "prepare_wide",
+    "Integration", "LabelSwitchingWarning", "LRTest", "MLResult", "REGISTRY", "SimulationDesign", "SimulationResult", "SpecificationError",
+    "StartsWarning",
+    "compare_fits", "compare_ml_bayes", "dataset_items", "fit_ml", "icc", "sample", "lca", "mixture_regression", "within_between", "list_datasets", "load_dataset", "lr_test",
+    "prepare_wide", "run_simulation",
 ]
