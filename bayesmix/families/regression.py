@@ -219,7 +219,7 @@ def _build(data, outcomes, covariates, n_classes, n_between, *, cluster, class_l
                           re_cov=re_cov, class_specific_variance=bool(class_specific_variance),
                           integration=integration, n_between=n_between, prior_names=tuple(sorted(priors or {})))
     model = RegressionModel.build(prepared, spec, priors, between_covariates=between_covariates)
-    model._prepare_args = dict(outcomes=list(outcomes), item_types=outcome_types, cluster=cluster,
+    model._prepare_args = dict(items=list(outcomes), item_types=outcome_types, cluster=cluster,
                                covariates=all_cov)
     return model
 
@@ -247,7 +247,9 @@ class RegressionModel(FamilyModel):
     # ------------------------------------------------------------------ properties
     @property
     def class_level(self) -> str:
-        return self.spec.class_level
+        """"within", "between", "within-between" (Table 4) or "within+between"
+        (a within class C and a between class D, section 6)."""
+        return "within+between" if self.spec.n_between > 1 else self.spec.class_level
 
     @property
     def alpha_random(self) -> bool:
@@ -538,9 +540,11 @@ class RegressionModel(FamilyModel):
 
     @staticmethod
     def _chol_batch(log_sd, offdiag, dim: int, n_batch: int):
+        if offdiag is None and dim > 1:  # re_cov="diagonal"
+            offdiag = pt.zeros((*([n_batch] if n_batch else []), dim * (dim - 1) // 2))
         if n_batch == 0:
             return chol_from_unconstrained(log_sd, offdiag, dim)
-        return pt.stack([chol_from_unconstrained(log_sd[b], None if offdiag is None else offdiag[b], dim)
+        return pt.stack([chol_from_unconstrained(log_sd[b], None if dim == 1 else offdiag[b], dim)
                          for b in range(n_batch)])
 
     # ------------------------------------------------------------------ engine callbacks
@@ -875,6 +879,30 @@ class RegressionModel(FamilyModel):
         return _classes.permute_logits(out, perm, names=("alpha", "beta_class"), extra=("gamma_cd",))
 
     signature_names = ("mu", "beta", "tau")
+    item_noun = "outcomes"
+    section_titles = {
+        "mu": "Intercepts (class means of the outcome, eq. 19)",
+        "beta": "Y ON X (regression slopes, eq. 19)",
+        "theta": "Residual variances",
+        "v": "Random-coefficient (co)variances V (eq. 5)",
+        "gamma": "Random coefficients ON cluster covariates (eq. 5)",
+        "beta_class": "C ON (class-logit slopes, eq. 4 / 17)",
+        "alpha": "Means (class logits, eq. 4 / 17)",
+        "alpha_between": "Means (logits of the between class D, eq. 26)",
+        "beta_between": "D ON (eq. 26)",
+        "gamma_cd": "C ON D (eq. 24)",
+        "mu_between": "Random-coefficient means by D (eq. 25)",
+        "class_between_share": "Between-class (D) proportions",
+    }
+
+    def describe_integration(self) -> str:
+        """Which likelihood path this model takes (see the module docstring)."""
+        if self.path == "direct":
+            return "none (no random effects: exact sums over classes)"
+        if self.path == "analytic":
+            return "analytic normal marginal over the random coefficients (exact; no quadrature)"
+        dim = len(self.re_terms) + (self.spec.n_classes - 1 if self.alpha_random else 0)
+        return self.spec.integration.describe(dim)
 
     def class_signature(self, values):
         """Per class: standardised intercepts and slopes, threshold probabilities."""

@@ -209,7 +209,7 @@ def require_between_class(fam, what: str) -> None:
 
     hook = getattr(fam, "cluster_membership_graph", None)
     level = getattr(fam, "class_level", "within")
-    if hook is None or level != "between":
+    if hook is None or level not in ("between", "within+between"):
         raise SpecificationError(
             f"{what}: this {getattr(fam, 'family', '') or 'model'} model has a {level}-level class (one class per "
             "person), so clusters have no class of their own; cluster membership needs a between-level class "

@@ -32,6 +32,7 @@ def _param_lines(rows):
 
 def format_ml_summary(res) -> str:
     fam = res.model
+    titles = {**SECTION, **getattr(fam, "section_titles", {})}
     d = fam.data
     spec = fam.spec
     lines = []
@@ -41,12 +42,15 @@ def format_ml_summary(res) -> str:
     lines.append(f"  Number of observations{d.n_persons:>22}")
     if d.cluster_idx is not None:
         lines.append(f"  Number of clusters{d.n_clusters:>26}")
-    lines.append(f"  Number of items{len(d.items):>29}")
+    noun = getattr(fam, "item_noun", "items")
+    lines.append(f"  Number of {noun}{len(d.items):>{34 - len(noun)}}")
     if getattr(d, "n_dropped", 0):
         lines.append(f"  Rows excluded (see data.dropped){d.n_dropped:>12}")
     lines.append(f"  Link (categorical items){spec.link:>20}")
     if getattr(spec, "random_intercepts", False):
         lines.append(f"  Integration  {spec.integration.describe(spec.n_classes - 1)}")
+    if hasattr(fam, "describe_integration"):
+        lines.append(f"  Integration  {fam.describe_integration()}")
     lines.append("")
     lines.append("MODEL FIT INFORMATION")
     lines.append(f"  Number of Free Parameters{res.n_params:>19}")
@@ -86,13 +90,13 @@ def format_ml_summary(res) -> str:
             continue
         lines.append(f"Latent Class {k}")
         for name, grp in rows_k.groupby("parameter", sort=False):
-            lines.append(f"  {SECTION.get(name, name)}")
+            lines.append(f"  {titles.get(name, name)}")
             lines += _param_lines(grp)
     rest = table[table["class"].isna()]
     if not rest.empty:
         lines.append("Class-invariant and between-level parameters")
         for name, grp in rest.groupby("parameter", sort=False):
-            lines.append(f"  {SECTION.get(name, name)}")
+            lines.append(f"  {titles.get(name, name)}")
             lines += _param_lines(grp)
     probs = res.item_probabilities()
     if not probs.empty and spec.n_classes >= 1:
