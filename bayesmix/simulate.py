@@ -89,3 +89,144 @@ def simulate_lca(
     if cluster_cls is not None:
         truth["cluster_class"] = cluster_cls + 1
     return df, truth
+
+
+def _draw_classes(logits: np.ndarray, rng) -> np.ndarray:
+    """0-based classes from reference-coded logits (n, K-1)."""
+    prob = special.softmax(np.concatenate([logits, np.zeros((len(logits), 1))], axis=1), axis=1)
+    return (prob.cumsum(axis=1) > rng.random((len(logits), 1))).argmax(axis=1)
+
+
+def draw_regression_outcomes(fam, nat: dict, rng):
+    """Outcomes of a built mixture regression (``bayesmix.mixture_regression`` /
+    ``within_between``) at natural parameters ``nat``, for its persons,
+    covariates and clusters: D_j, C, random coefficients, then y. Returns
+    (y (N, P) in the data's column order, codes for categorical outcomes, NaN where
+    the data are missing; class (N,) 0-based)."""
+    d, spec = fam.data, fam.spec
+    k, m = spec.n_classes, spec.n_between
+    _, obs, x = fam._y_obs
+    w, wb, xc = (fam.shared[n].get_value() for n in ("w", "wb", "xc"))
+    n = d.n_persons
+    cidx = d.cluster_idx if d.is_two_level else np.arange(n)
+    n_cl = d.n_clusters if d.is_two_level else n
+    dcl = np.zeros(n_cl, dtype=int)
+    if m > 1:
+        logits = np.broadcast_to(nat["alpha_between"], (n_cl, m - 1)).copy()
+        if "beta_between" in nat:
+            logits += wb @ nat["beta_between"].T
+        dcl = _draw_classes(logits, rng)
+    if spec.class_level == "between":
+        logits = np.broadcast_to(nat["alpha"], (n_cl, k - 1)).copy() if k > 1 else np.zeros((n_cl, 0))
+        if "beta_class" in nat:
+            logits += xc @ nat["beta_class"].T
+        cls = _draw_classes(logits, rng)[cidx] if k > 1 else np.zeros(n, dtype=int)
+        v_index = cls  # class-specific V follows C_j
+    else:
+        logits = np.broadcast_to(nat["alpha"], (n, k - 1)).copy() if k > 1 else np.zeros((n, 0))
+        if "beta_class" in nat:
+            logits += xc @ nat["beta_class"].T
+        if "gamma_cd" in nat:
+            gam = np.concatenate([nat["gamma_cd"], np.zeros((k - 1, 1))], axis=1)
+            logits += gam[:, dcl[cidx]].T
+        if "psi" in nat:
+            logits += rng.multivariate_normal(np.zeros(k - 1), np.atleast_2d(nat["psi"]), size=n_cl)[cidx]
+        cls = _draw_classes(logits, rng) if k > 1 else np.zeros(n, dtype=int)
+        v_index = dcl[cidx]
+    p_all = len(fam.outcome_names)
+    dc = len(fam.re_terms)
+    u = np.zeros((n, dc))
+    if dc:
+        mean = np.zeros((n_cl, dc))
+        if "gamma" in nat:
+            mean += w @ nat["gamma"].T
+        if "mu_between" in nat:
+            mean += np.concatenate([nat["mu_between"], np.zeros((1, dc))])[dcl]
+        v = np.asarray(nat["v"])
+        if v.ndim == 2:
+            xi = rng.multivariate_normal(np.zeros(dc), v, size=n_cl)[cidx]
+        else:  # one covariance per class: each person's cluster draws from its class's
+            xi = np.stack([rng.multivariate_normal(np.zeros(dc), v[b], size=n_cl) for b in range(len(v))])
+            xi = xi[v_index, cidx]
+        u = mean[cidx] + xi
+    eta = np.zeros((n, p_all))
+    pn = fam.cont_idx.size
+    if pn:
+        eta[:, :pn] = nat["mu"][cls]
+    if "beta" in nat:
+        eta += np.einsum("npq,nq->np", nat["beta"][cls], x)
+    eta += np.einsum("npr,nr->np", fam.shared["z"].get_value(), u)
+    y = np.full((n, p_all), np.nan)
+    if pn:
+        y[:, :pn] = eta[:, :pn] + np.sqrt(nat["theta"])[None, :] * rng.standard_normal((n, pn))
+    for p in range(len(fam.cat_items)):
+        thr = nat["tau"][cls][:, fam.thr_item == p]
+        noise = rng.logistic(size=n) if spec.link == "logit" else rng.standard_normal(n)
+        y[:, pn + p] = ((eta[:, pn + p] + noise)[:, None] > thr).sum(axis=1)
+    out = np.full((n, d.n_items), np.nan)
+    out[:, np.concatenate([fam.cont_idx, fam.cat_idx]).astype(int)] = y
+    out[~d.observed] = np.nan
+    return out, cls
+
+
+def simulate_mixture_regression(
+    n_clusters: int = 50,
+    cluster_size: int = 10,
+    *,
+    class_level: str = "between",
+    mu=(1.0, 0.0),
+    beta=(0.2, 0.8),
+    theta: float = 1.0,
+    v_intercept: float = 0.0,
+    v_slope: float = 0.0,
+    alpha=(0.0,),
+    psi: float | None = None,
+    seed: int | None = 0,
+):
+    """Data of the paper's section 5 designs (eq. 19): Y_ij = mu_cj + beta_cj X_ij + e_ij,
+    X ~ N(0, 1), e ~ N(0, theta), random intercept and slope with class means ``mu``,
+    ``beta`` and variances ``v_intercept``, ``v_slope`` (covariance 0).
+
+    ``class_level``: "within" (C_ij, eq. 4), "between" (C_j, eq. 16-17) or
+    "within-between" (C_ij with a cluster random intercept in the class logit of
+    variance ``psi``; Model 6). Table 2: Model 1 = within, v = 0; Models 2-4 =
+    between with v = 0, 0.1, 0.2 on intercept and slope; Model 5 = between,
+    v_intercept = 0.2, v_slope = 0, 100 clusters.
+
+    Returns (DataFrame with cluster, y, x; truth keyed by the parameter-table
+    labels of ``mixture_regression(df, "y", ["x"], cluster="cluster", ...)``).
+    """
+    mu, beta, alpha = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (mu, beta, alpha))
+    k = mu.size
+    if beta.size != k or alpha.size != k - 1:
+        raise SpecificationError(f"mu, beta, alpha: got sizes {mu.size}, {beta.size}, {alpha.size}; need K, K, K-1.")
+    if class_level not in ("within", "between", "within-between"):
+        raise SpecificationError(f"class_level: got {class_level!r}; valid choices are 'within', 'between', "
+                                 "'within-between'.")
+    rng = np.random.default_rng(seed)
+    n = n_clusters * cluster_size
+    cluster = np.repeat(np.arange(n_clusters), cluster_size)
+    x = rng.standard_normal(n)
+    if class_level == "between":
+        cls = _draw_classes(np.tile(alpha, (n_clusters, 1)), rng)[cluster]
+    else:
+        logits = np.tile(alpha, (n, 1))
+        if class_level == "within-between":
+            logits += np.sqrt(psi or 0.0) * rng.standard_normal((n_clusters, k - 1))[cluster]
+        cls = _draw_classes(logits, rng)
+    a = np.sqrt(v_intercept) * rng.standard_normal(n_clusters)[cluster]
+    b = np.sqrt(v_slope) * rng.standard_normal(n_clusters)[cluster]
+    y = mu[cls] + a + (beta[cls] + b) * x + np.sqrt(theta) * rng.standard_normal(n)
+    df = pd.DataFrame({"cluster": [f"c{j:03d}" for j in cluster], "y": y, "x": x})
+    truth = {f"mu[{c + 1}, y]": mu[c] for c in range(k)}
+    truth.update({f"beta[{c + 1}, y, x]": beta[c] for c in range(k)})
+    truth["theta[y]"] = theta
+    truth.update({f"alpha[{c + 1}]": alpha[c] for c in range(k - 1)})
+    if v_intercept > 0:
+        truth["v[y:intercept, y:intercept]"] = v_intercept
+    if v_slope > 0:
+        truth["v[y:x, y:x]"] = v_slope
+    if class_level == "within-between" and psi:
+        truth["psi[alpha_1, alpha_1]"] = psi
+    truth["class"] = cls + 1
+    return df, truth
