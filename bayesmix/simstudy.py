@@ -60,6 +60,8 @@ CONVERGED_GRADIENT = 1e-3
 # Exhaustive search over the K! class permutations up to this K; beyond, a
 # Hungarian assignment on the class-specific truth labels.
 MAX_EXHAUSTIVE_K = 5
+# Replications per worker before its pool is renewed (when models are rebuilt).
+_RECYCLE_REPS = 100
 # Replications run in the parent before the pool starts (until one is fitted).
 _MAX_PRERUN = 3
 _RESERVED_FIT_KWARGS = ("seed", "progress")
@@ -563,10 +565,25 @@ def _run_simulation(design, n_reps, *, seed, n_jobs, progress, level):
 
 
 def _run_pool(design, pending, n_jobs, state, bar) -> dict[int, dict]:
+    """Run ``pending`` in pools of ``n_jobs`` forked workers. Without ``set_data``
+    every replication builds a model, and PyMC keeps each model's CustomDist in
+    its global dispatch registries (about 4 MiB per build); the pool is then
+    renewed every ``_RECYCLE_REPS`` replications per worker, which returns that
+    memory (400 two-level replications otherwise grew each worker to 1.4 GiB)."""
+    reuse = callable(getattr(state.get("model"), "set_data", None))
+    batch = len(pending) if reuse else _RECYCLE_REPS * n_jobs
+    out = {}
+    for i in range(0, len(pending), batch):
+        part = pending[i:i + batch]
+        out.update(_run_one_pool(design, part, min(n_jobs, len(part)), state, bar))
+    return out
+
+
+def _run_one_pool(design, pending, n_jobs, state, bar) -> dict[int, dict]:
     token = id(design) ^ time.perf_counter_ns()
     # the parent's model goes to the workers (fork): with set_data they never rebuild
     _RUNS[token] = {"design": design, "state": dict(state)}
-    size = max(1, min(8, math.ceil(len(pending) / (4 * n_jobs))))
+    size = max(1, min(4, math.ceil(len(pending) / (4 * n_jobs))))
     chunks = [pending[i:i + size] for i in range(0, len(pending), size)]
     out = {}
     ctx = multiprocessing.get_context("fork")
