@@ -64,23 +64,6 @@ def test_data_errors_reach_the_user_from_lca(tiny):
         bm.lca(tiny, ITEMS + ["y9"], n_classes=2)
 
 
-@pytest.mark.parametrize("family", sorted(bm.REGISTRY))
-@pytest.mark.parametrize("two_level", [False, True])
-def test_registry_models_are_plain_pymc(tiny, family, two_level):
-    kw = {"cluster": "cluster"} if two_level else {}
-    fam = bm.REGISTRY[family](tiny, ITEMS, 2, **kw)
-    model = fam.model
-    assert isinstance(model, pm.Model)
-    assert [rv.name for rv in model.observed_RVs] == ["loglik"]
-    unit = dims.CLUSTER if two_level else dims.PERSON
-    assert model.named_vars_to_dims["loglik"] == (unit,)
-    assert len(model.coords[unit]) == (8 if two_level else 48)
-    # every free parameter lives on the real line: ML and NUTS share one space
-    assert all(model.rvs_to_transforms.get(rv) is None for rv in model.free_RVs)
-    assert dims.CLASS in model.coords and list(model.coords[dims.CLASS]) == [1, 2]
-    assert ("psi" in model.named_vars) == two_level
-
-
 @pytest.mark.parametrize("k, two_level, covariate", [(2, False, True), (3, True, True), (3, True, False)])
 def test_likelihood_invariant_under_class_permutation(tiny, k, two_level, covariate):
     kw = {"cluster": "cluster"} if two_level else {}

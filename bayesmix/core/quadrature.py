@@ -56,9 +56,11 @@ class Integration:
     ----------
     rule : {"trapezoid", "gauss_hermite", "adaptive", "monte_carlo", "qmc"}
         Default ``"trapezoid"`` (as Mplus).
-    n_points : int
-        Points per dimension for product rules; total number of draws for
-        ``monte_carlo`` / ``qmc``.
+    n_points : int or tuple of int
+        Points per dimension for product rules (a tuple gives each dimension
+        its own count, e.g. ``(15, 201)`` for a smooth random intercept crossed
+        with a near-step class-logit intercept of huge variance, Model 6); total
+        number of draws for ``monte_carlo`` / ``qmc``.
     bound : float
         Half-width of the trapezoid grid in standard-normal units.
     n_adapt : int
@@ -69,7 +71,7 @@ class Integration:
     """
 
     rule: str = "trapezoid"
-    n_points: int = 15
+    n_points: int | tuple = 15
     bound: float = 5.0
     n_adapt: int = 3
     seed: int = 20060101
@@ -80,10 +82,15 @@ class Integration:
                 f"integration rule: got {self.rule!r}; valid choices are "
                 + ", ".join(repr(r) for r in RULES) + "."
             )
-        if int(self.n_points) != self.n_points or self.n_points < 1:
+        counts = self.n_points if isinstance(self.n_points, tuple) else (self.n_points,)
+        if isinstance(self.n_points, tuple) and self.rule in ("monte_carlo", "qmc"):
+            raise SpecificationError(
+                f"integration n_points: got {self.n_points!r} with rule {self.rule!r}; a tuple (points per "
+                "dimension) needs a product rule: 'trapezoid', 'gauss_hermite' or 'adaptive'.")
+        if not counts or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in counts):
             raise SpecificationError(
                 f"integration n_points: got {self.n_points!r}; give a positive integer "
-                "(15 per dimension is the default)."
+                "(15 per dimension is the default) or a tuple of them, one per dimension."
             )
         if self.bound <= 0:
             raise SpecificationError(f"integration bound: got {self.bound!r}; give a positive number such as 5.")
@@ -100,8 +107,12 @@ class Integration:
             raise SpecificationError(f"integration dimension: got {dim}; need at least 1.")
         if self.rule in ("monte_carlo", "qmc"):
             return _random_nodes(self.rule, self.n_points, dim, self.seed)
-        z1, logw1 = _one_dim(self.rule, self.n_points, self.bound)
-        return _product(z1, logw1, dim)
+        counts = self.n_points if isinstance(self.n_points, tuple) else (self.n_points,) * dim
+        if len(counts) != dim:
+            raise SpecificationError(
+                f"integration n_points: got {self.n_points!r} for a {dim}-dimensional integral; give one count "
+                f"per dimension ({dim} of them) or a single integer.")
+        return _product([_one_dim(self.rule, int(n), self.bound) for n in counts])
 
     def describe(self, dim: int) -> str:
         q = len(self.nodes(dim)[1]) if dim else 0
@@ -144,9 +155,12 @@ def _one_dim(rule: str, n: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
     return z, logw - special.logsumexp(logw)
 
 
-def _product(z1: np.ndarray, logw1: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.array(list(itertools.product(range(len(z1)), repeat=dim)), dtype=int)
-    return z1[idx], logw1[idx].sum(axis=1)
+def _product(rules: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Cross 1-D rules (nodes, log weights), one per dimension."""
+    idx = np.array(list(itertools.product(*[range(len(z)) for z, _ in rules])), dtype=int)
+    z = np.column_stack([rules[d][0][idx[:, d]] for d in range(len(rules))])
+    logw = sum(rules[d][1][idx[:, d]] for d in range(len(rules)))
+    return z, logw
 
 
 def _random_nodes(rule: str, n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

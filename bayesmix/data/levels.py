@@ -16,7 +16,7 @@ from bayesmix.exceptions import SpecificationError
 def cluster_level_values(prepared, names, argname: str, fix: str) -> np.ndarray:
     """(J, len(names)) values of covariates ``names`` per cluster, or a
     ``SpecificationError`` naming the column, a cluster where it varies, two of
-    its values and ``fix``."""
+    its values and ``fix`` (which may use ``{name}`` and ``{cluster}``)."""
     names = list(names)
     if not names:
         return np.zeros((prepared.n_clusters or 0, 0))
@@ -34,6 +34,7 @@ def cluster_level_values(prepared, names, argname: str, fix: str) -> np.ndarray:
         raise SpecificationError(
             f"{argname}: column {names[col]!r} varies within cluster {label!r} "
             f"(values {first[idx[row], col]:g} and {x[row, col]:g}); a between-level "
-            f"predictor must be constant within each cluster. Fix: {fix}"
+            f"predictor must be constant within each cluster. Fix: "
+            + fix.format(name=names[col], cluster=prepared.cluster_name)
         )
     return first

@@ -442,7 +442,7 @@ class LCAModel(FamilyModel):
         # do not apply to a marginal share, so that case uses a wide trapezoid grid
         integ = self.spec.integration
         if integ.adaptive:
-            integ = Integration(rule="trapezoid", n_points=max(integ.n_points, 31), bound=7.0)
+            integ = Integration(rule="trapezoid", n_points=max(int(np.max(integ.n_points)), 31), bound=7.0)
         z, logw = integ.nodes(k - 1)
         u = pt.dot(pt.as_tensor(z), q["chol"].T)  # (Q, D)
         probs = pt.exp(class_log_prior(logits[:, None, :] + u[None]))  # (N, Q, K)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bayesmix.data.levels import cluster_level_values
 from bayesmix.exceptions import SpecificationError
 
 CLASS_LEVELS = ("within", "between")
@@ -44,33 +45,9 @@ def check_class_level(class_level, *, cluster, random_intercepts) -> str:
 
 def cluster_level_covariates(prepared) -> np.ndarray:
     """(J, Q) covariates of each cluster, checking that every covariate is
-    constant within every cluster (eq. 17 admits only between-level predictors).
-
-    Raises a ``SpecificationError`` naming the column, one cluster where it
-    varies with two of its values, and the fix.
-    """
-    x = np.asarray(prepared.covariates, dtype=float)
-    idx = np.asarray(prepared.cluster_idx)
-    n_clusters = int(prepared.n_clusters)
-    first = np.zeros(n_clusters, dtype=int)
-    # first row of each cluster (np.unique returns the first occurrence)
-    codes, pos = np.unique(idx, return_index=True)
-    first[codes] = pos
-    out = x[first]
-    if x.shape[1] == 0:
-        return out
-    dev = np.abs(x - out[idx])
-    tol = 1e-10 * (1.0 + np.abs(x))
-    bad = dev > tol
-    if bad.any():
-        row, q = np.argwhere(bad)[0]
-        j = idx[row]
-        name = prepared.covariate_names[q]
-        label = prepared.cluster_labels[j]
-        raise SpecificationError(
-            f"covariates: column {name!r} varies within cluster {label!r} (values {x[first[j], q]:g} and "
-            f"{x[row, q]:g}); with class_level='between' the class is a cluster variable and only "
-            "cluster-level covariates can predict it (eq. 17). Fix: aggregate the covariate to the cluster, "
-            f"e.g. df.groupby({prepared.cluster_name!r})[{name!r}].transform('mean'), or use "
-            "class_level='within'.")
-    return out
+    constant within every cluster (eq. 17 admits only between-level predictors)."""
+    return cluster_level_values(
+        prepared, prepared.covariate_names, "covariates",
+        "with class_level='between' the class is a cluster variable and only cluster-level covariates can "
+        "predict it (eq. 17): aggregate the covariate to the cluster, e.g. "
+        "df.groupby({cluster!r})[{name!r}].transform('mean'), or use class_level='within'.")

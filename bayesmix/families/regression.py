@@ -288,7 +288,8 @@ class RegressionModel(FamilyModel):
         for r, (p, t) in enumerate(self.re_terms):
             z[:, p, r] = 1.0 if t == "intercept" else x[:, list(spec.covariates).index(t)]
         out["z"] = z
-        fix = ("aggregate it to the cluster (e.g. its cluster mean) first, or use it as a within-level covariate.")
+        fix = ("aggregate it to the cluster first, e.g. df.groupby({cluster!r})[{name!r}].transform('mean'), "
+               "or use it as a within-level covariate.")
         if d.is_two_level:
             out["w"] = cluster_level_values(d, spec.cluster_covariates, "cluster_covariates", fix)
             out["wb"] = cluster_level_values(d, self.between_covariates, "between_covariates", fix)
@@ -298,7 +299,8 @@ class RegressionModel(FamilyModel):
             out["xc"] = cluster_level_values(
                 d, spec.class_covariates, "class_covariates",
                 "a between-level class can only be predicted by cluster-level variables (eq. 17): aggregate "
-                "it to the cluster (e.g. its mean), or use class_level='within'.")
+                "it to the cluster, e.g. df.groupby({cluster!r})[{name!r}].transform('mean'), or use "
+                "class_level='within'.")
         else:
             out["xc"] = (d.covariates[:, [cov.index(c) for c in spec.class_covariates]]
                          if spec.class_covariates else np.zeros((n, 0)))
@@ -776,9 +778,9 @@ class RegressionModel(FamilyModel):
         logits = self._class_logits(q, gamma_d)
         if not self.alpha_random:
             return pt.mean(pt.exp(class_log_prior(logits)), axis=0)
-        integ = self.spec.integration
-        if integ.adaptive or integ.rule in ("monte_carlo", "qmc"):
-            integ = Integration(rule="trapezoid", n_points=max(integ.n_points, 31), bound=7.0)
+        # a fine fixed grid of its own: a cheap (persons x nodes) sum, accurate even
+        # when Var(alpha) is huge (the class probability is then a near step in alpha)
+        integ = Integration(rule="trapezoid", n_points=401 if k == 2 else 41, bound=8.0)
         z, logw = integ.nodes(k - 1)
         u = pt.dot(pt.as_tensor(z), q["chol"].T)
         probs = pt.exp(class_log_prior(logits[:, None, :] + u[None]))
