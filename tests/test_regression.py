@@ -312,3 +312,92 @@ def test_specification_errors(kwargs, match):
 def test_within_between_needs_two_between_classes():
     with pytest.raises(SpecificationError, match="n_between: got 1"):
         bm.within_between(tiny_frame(), "y", ["x"], 2, 1, cluster="g")
+
+
+# --------------------------------------------------------------------------- more paths and identities
+def test_two_normal_outcomes_with_correlated_random_intercepts():
+    """Several outcomes: one covariance V across the outcomes' random intercepts
+    (eq. 5), analytic path with K = 1 against the multivariate normal."""
+    df = tiny_frame(seed=7)
+    df["y2"] = 0.3 * df["y"] + np.random.default_rng(8).standard_normal(len(df))
+    df.loc[2, "y2"] = np.nan  # a missing outcome: full-information likelihood
+    m = bm.mixture_regression(df, ["y", "y2"], ["x"], 1, cluster="g", random=["intercept"])
+    assert m.path == "analytic"
+    ll, nat = ll_at(m, random_point(m))
+    y = df[["y", "y2"]].to_numpy()
+    x = df.x.to_numpy()
+    expected = []
+    for j in pd.unique(df.g):
+        s = (df.g == j).to_numpy()
+        obs = ~np.isnan(y[s])
+        mean = nat["mu"][0][None, :] + x[s][:, None] * nat["beta"][0, :, 0][None, :]
+        # stacked (person, outcome) vector; z picks the outcome's random intercept
+        z = np.kron(np.ones((s.sum(), 1)), np.eye(2))
+        cov = np.diag(np.tile(nat["theta"], s.sum())) + z @ nat["v"] @ z.T
+        keep = obs.reshape(-1)
+        expected.append(stats.multivariate_normal.logpdf(y[s].reshape(-1)[keep], mean.reshape(-1)[keep],
+                                                         cov[np.ix_(keep, keep)]))
+    np.testing.assert_allclose(ll, expected, atol=1e-8)
+
+
+def test_within_between_classes_with_random_intercept_match_quad():
+    """Section 6 with a random intercept whose mean and variance depend on D
+    (eq. 25): quadrature per D class against scipy quad."""
+    df = tiny_frame(n_clusters=3, size=3, seed=9)
+    m = bm.within_between(df, "y", None, 2, 2, cluster="g", random=["intercept"], class_specific_variance=True,
+                          integration=bm.Integration("trapezoid", n_points=61, bound=8))
+    assert m.path == "quadrature"
+    ll, nat = ll_at(m, random_point(m, v_log_sd=np.array([[0.2], [-0.3]])))
+    y = df.y.to_numpy()
+    expected = []
+    for j in pd.unique(df.g):
+        s = (df.g == j).to_numpy()
+        log_pd = special.log_softmax([nat["alpha_between"][0], 0.0])
+        per_d = []
+        for d in range(2):
+            sd = np.sqrt(nat["v"][d, 0, 0])
+            kappa = nat["mu_between"][0, 0] if d == 0 else 0.0
+            pc = special.softmax([nat["alpha"][0] + (nat["gamma_cd"][0, 0] if d == 0 else 0.0), 0.0])
+
+            def f(u, pc=pc, kappa=kappa, sd=sd):
+                dens = sum(pc[c] * stats.norm.pdf(y[s], nat["mu"][c, 0] + u, np.sqrt(nat["theta"][0])) for c in range(2))
+                return np.prod(dens) * stats.norm.pdf(u, kappa, sd)
+
+            per_d.append(log_pd[d] + np.log(integrate.quad(f, kappa - 12 * sd, kappa + 12 * sd, epsabs=1e-15)[0]))
+        expected.append(special.logsumexp(per_d))
+    np.testing.assert_allclose(ll, expected, atol=1e-6)
+
+
+def test_model6_with_huge_alpha_variance_equals_model5():
+    """Eq. (21) / Table 4: Model 6 (within-between) tends to Model 5 (between) as
+    Var(alpha_1) -> infinity. At sd 2000, with the class share matched through
+    alpha = sd * Phi^-1(P(C = 1)), the LLs agree to 1e-2 (the gap shrinks like
+    1/sd); the alpha dimension needs a grid fine enough to resolve 1/sd."""
+    df = tiny_frame(n_clusters=4, size=3, seed=12)
+    m5 = bm.mixture_regression(df, "y", ["x"], 2, cluster="g", class_level="between", random=["intercept"])
+    m6 = bm.mixture_regression(df, "y", ["x"], 2, cluster="g", class_level="within-between", random=["intercept"],
+                               integration=bm.Integration("trapezoid", n_points=(21, 20001), bound=6))
+    point = random_point(m5)
+    ll5, _ = ll_at(m5, point)
+    gaps = []
+    for sd in (200.0, 2000.0):
+        alpha6 = sd * stats.norm.ppf(special.expit(point["alpha"][0]))
+        ll6, _ = ll_at(m6, {**point, "alpha": np.array([alpha6]), "chol_log_diag": np.array([np.log(sd)])})
+        gaps.append(abs(ll6.sum() - ll5.sum()))
+    assert gaps[1] < 1e-2
+    assert gaps[1] < gaps[0] / 5  # converging like 1/sd
+
+
+def test_between_with_one_class_equals_the_one_class_model():
+    """Table 4 / eq. (16): a between class with K = 1 is the 1-class model, and a
+    2-class between model with equal classes has the same likelihood."""
+    df = tiny_frame(seed=13)
+    one = bm.mixture_regression(df, "y", ["x"], 1, cluster="g", class_level="between", random=["intercept", "x"])
+    one_w = bm.mixture_regression(df, "y", ["x"], 1, cluster="g", random=["intercept", "x"])
+    two = bm.mixture_regression(df, "y", ["x"], 2, cluster="g", class_level="between", random=["intercept", "x"])
+    p1 = random_point(one)
+    ll1, _ = ll_at(one, p1)
+    np.testing.assert_allclose(ll_at(one_w, p1)[0], ll1, atol=1e-12)
+    p2 = {**p1, "mu": np.repeat(p1["mu"], 2, axis=0), "beta": np.repeat(p1["beta"], 2, axis=0),
+          "alpha": np.array([0.7])}
+    np.testing.assert_allclose(ll_at(two, p2)[0], ll1, atol=1e-10)
