@@ -2,12 +2,10 @@
 structure, and class-permutation invariance of the likelihood."""
 
 import numpy as np
-import pandas as pd
 import pymc as pm
 import pytest
 
 import bayesmix as bm
-from bayesmix import dims
 from bayesmix.exceptions import SpecificationError
 from bayesmix.fit.compiled import compiled
 from bayesmix.simulate import simulate_lca

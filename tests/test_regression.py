@@ -2,8 +2,6 @@
 force (multivariate normal densities, class enumeration, scipy quad/dblquad) on
 tiny data, the paper's special-case identities, set_data, and input errors."""
 
-import itertools
-import warnings
 
 import numpy as np
 import pandas as pd

@@ -89,6 +89,14 @@ class FamilyModel:
         return "within"
 
     # ---- shared ------------------------------------------------------------------
+    def register(self, priors: dict | None):
+        """Register the declared free parameters (``self.free``) with their default
+        or user priors, then build the family's graph (``_build_graph``)."""
+        check_priors(priors, self.free_names)
+        with self.model:
+            params = {p.name: add_free(self.model, p, priors) for p in self.free}
+            self._build_graph(params)
+
     @property
     def free_names(self) -> list[str]:
         return [p.name for p in self.free]

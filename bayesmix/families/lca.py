@@ -66,7 +66,8 @@ from bayesmix.core.marginal import (
 from bayesmix.core.quadrature import Integration, as_integration
 from bayesmix.data import PreparedData, prepare_wide
 from bayesmix.exceptions import SpecificationError
-from bayesmix.families.base import OBSERVED, FamilyModel, ParameterInfo, add_free, check_priors
+from bayesmix.families import _classes
+from bayesmix.families.base import OBSERVED, FamilyModel, ParameterInfo
 from bayesmix.families.levels import check_class_level, cluster_level_covariates
 
 RE_OFFDIAG = "re_offdiag"
@@ -185,10 +186,7 @@ class LCAModel(FamilyModel):
             check_class_level(spec.class_level, cluster=data.cluster_name, random_intercepts=spec.random_intercepts)
         self._arrays()
         self._declare_parameters()
-        check_priors(priors, self.free_names)
-        with self.model:
-            params = {p.name: add_free(self.model, p, priors) for p in self.free}
-            self._build_graph(params)
+        self.register(priors)
         return self
 
     @property
@@ -508,38 +506,11 @@ class LCAModel(FamilyModel):
         """New class c is old class perm[c]. Reference-coded quantities (alpha,
         beta, the random intercepts) are re-expressed against the new last class."""
         perm = np.asarray(perm)
-        k = self.spec.n_classes
         out = dict(values)
         for name in ("tau", "tau_raw", "nu"):
             if name in values:
                 out[name] = np.take(values[name], perm, axis=-2)
-        # full logits l_c (l_K = 0); new l'_c = l_perm[c] - l_perm[K]
-        a_mat = np.zeros((k, k))
-        a_mat[np.arange(k), perm] = 1.0
-        a_mat[:, perm[-1]] -= 1.0
-        a_red = a_mat[:-1, :-1]
-        if "alpha" in values:
-            out["alpha"] = values["alpha"] @ a_red.T
-        if "beta" in values:
-            out["beta"] = np.einsum("cd,...dq->...cq", a_red, values["beta"])
-        if "chol_log_diag" in values:
-            d = k - 1
-            chol = np.zeros(values["chol_log_diag"].shape[:-1] + (d, d))
-            idx = np.arange(d)
-            chol[..., idx, idx] = np.exp(values["chol_log_diag"])
-            if d > 1:
-                r, c = np.tril_indices(d, -1)
-                chol[..., r, c] = values["chol_offdiag"]
-            cov = a_red @ chol @ np.swapaxes(chol, -1, -2) @ a_red.T
-            cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
-            # relative jitter: a variance estimated at ~0 (boundary) stays factorable
-            jitter = 1e-10 * np.maximum(np.trace(cov, axis1=-2, axis2=-1) / d, 1e-300)
-            new = np.linalg.cholesky(cov + jitter[..., None, None] * np.eye(d))
-            out["chol_log_diag"] = np.log(np.diagonal(new, axis1=-2, axis2=-1))
-            if d > 1:
-                r, c = np.tril_indices(d, -1)
-                out["chol_offdiag"] = new[..., r, c]
-        return out
+        return _classes.permute_logits(out, perm, names=("alpha", "beta"))
 
     def class_signature(self, values):
         """Per class: item response probabilities (categorical) and standardised

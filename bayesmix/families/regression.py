@@ -70,7 +70,7 @@ from bayesmix.data import PreparedData, prepare_wide
 from bayesmix.data.levels import cluster_level_values
 from bayesmix.exceptions import SpecificationError
 from bayesmix.families import _classes
-from bayesmix.families.base import OBSERVED, FamilyModel, ParameterInfo, add_free, check_priors
+from bayesmix.families.base import OBSERVED, FamilyModel, ParameterInfo
 
 LEVELS = ("within", "between", "within-between")
 RE_COV = ("full", "diagonal")
@@ -238,10 +238,7 @@ class RegressionModel(FamilyModel):
         arrays = self._arrays(data)
         self.shared = {k: pytensor.shared(v, name=k) for k, v in arrays.items()}
         self._declare_parameters()
-        check_priors(priors, self.free_names)
-        with self.model:
-            params = {p.name: add_free(self.model, p, priors) for p in self.free}
-            self._build_graph(params)
+        self.register(priors)
         return self
 
     # ------------------------------------------------------------------ properties
