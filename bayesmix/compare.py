@@ -184,7 +184,7 @@ def lr_test(restricted, full, *, ll_tol: float = 1e-6) -> LRTest:
         caveats.append(BOUNDARY_CAVEAT)
     if high_icc is not None:
         caveats.append(f"The full model's class-logit ICC is {high_icc:.3f} > {ICC_BETWEEN}: this suggests a "
-                       "between-level class model (lca(..., class_level='between')).")
+                       "between-level class model (the same model with class_level='between').")
     k0, k1 = getattr(restricted, "n_classes", None), getattr(full, "n_classes", None)
     if k0 is not None and k1 is not None and k0 != k1:
         caveats.append(CLASSES_CAVEAT.format(k0=k0, k1=k1))

@@ -200,8 +200,11 @@ def compare_ml_bayes(ml: MLResult, dt) -> pd.DataFrame:
     post = dt["posterior"]
     mean = np.concatenate([post[n].mean(("chain", "draw")).to_numpy().reshape(-1) for n in names])
     sd = np.concatenate([post[n].std(("chain", "draw")).to_numpy().reshape(-1) for n in names])
-    rhat = az.rhat(dt, var_names=names)
-    ess = az.ess(dt, var_names=names, method="bulk")
+    with warnings.catch_warnings():
+        # constants (class_share of a 1-class model) give 0/0 in R-hat: NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(dt, var_names=names)
+        ess = az.ess(dt, var_names=names, method="bulk")
     rh = np.concatenate([rhat[n].to_numpy().reshape(-1) for n in names])
     es = np.concatenate([ess[n].to_numpy().reshape(-1) for n in names])
     table = flat_labels(fam, names)

@@ -16,17 +16,33 @@ SECTION = {
 }
 
 
+SYMMETRIC = ("psi", "v")
+
+
 def _num(x, width=10, digits=3):
     if x is None or not np.isfinite(x):
         return " " * (width - 3) + "n/a"
     return f"{x:{width}.{digits}f}"
 
 
+TERM_WIDTH = 36
+
+
 def _param_lines(rows):
     out = []
+    seen = set()
     for _, r in rows.iterrows():
-        term = (r["term"] or r["parameter"])[:24]
-        out.append(f"    {term:<24}{_num(r['estimate'])}{_num(r['se'])}{_num(r['z'], 11, 3)}{_num(r['p'], 10, 3)}")
+        term = r["term"] or r["parameter"]
+        parts = tuple(str(term).split(", "))
+        # a symmetric covariance matrix (psi, v) is printed once: lower triangle
+        if r["parameter"] in SYMMETRIC and len(parts) == 2:
+            if (r["parameter"], parts[1], parts[0]) in seen:
+                continue
+            seen.add((r["parameter"], *parts))
+        if len(term) > TERM_WIDTH:
+            term = term[: TERM_WIDTH - 3] + "..."
+        out.append(f"    {term:<{TERM_WIDTH}}{_num(r['estimate'])}{_num(r['se'])}{_num(r['z'], 11, 3)}"
+                   f"{_num(r['p'], 10, 3)}")
     return out
 
 
@@ -80,7 +96,7 @@ def format_ml_summary(res) -> str:
                          f"   {int(r['count_most_likely']):6d} {r['most_likely']:.4f}")
         lines.append("")
     lines.append("MODEL RESULTS")
-    lines.append(f"    {'':<24}{'Estimate':>10}{'S.E.':>10}{'Est./S.E.':>11}{'P-Value':>10}")
+    lines.append(f"    {'':<{TERM_WIDTH}}{'Estimate':>10}{'S.E.':>10}{'Est./S.E.':>11}{'P-Value':>10}")
     table = res.params
     classed = table[table["class"].notna()]
     for k in range(1, spec.n_classes + 1):
@@ -103,7 +119,7 @@ def format_ml_summary(res) -> str:
         lines.append("")
         lines.append("RESULTS IN PROBABILITY SCALE (P(item = category | class))")
         wide = probs.pivot_table(index=["item", "category"], columns="class", values="probability", sort=False)
-        lines.append(f"    {'item':<24}{'cat':>5}" + "".join(f"{'class ' + str(k):>10}" for k in wide.columns))
+        lines.append(f"    {'item':<{TERM_WIDTH}}{'cat':>5}" + "".join(f"{'class ' + str(k):>10}" for k in wide.columns))
         for (item, cat), r in wide.iterrows():
-            lines.append(f"    {str(item)[:24]:<24}{str(cat):>5}" + "".join(f"{v:10.3f}" for v in r.to_numpy()))
+            lines.append(f"    {str(item)[:TERM_WIDTH]:<{TERM_WIDTH}}{str(cat):>5}" + "".join(f"{v:10.3f}" for v in r.to_numpy()))
     return "\n".join(lines)
