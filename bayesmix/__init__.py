@@ -5,7 +5,7 @@ starts and robust standard errors, as Mplus) and ``sample`` (NUTS with nutpie on
 the same marginal likelihood).
 """
 
-from bayesmix.compare import LRTest, compare_fits, lr_test
+from bayesmix.compare import LRTest, check_integration, compare_fits, lr_test
 from bayesmix.core.quadrature import Integration
 from bayesmix.derived import icc
 from bayesmix.data import dataset_items, list_datasets, load_dataset, prepare_wide
@@ -32,6 +32,6 @@ __all__ = [
     "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError",
     "Integration", "LabelSwitchingWarning", "LRTest", "MLResult", "REGISTRY", "SimulationDesign", "SimulationResult", "SpecificationError",
     "StartsWarning",
-    "compare_fits", "compare_ml_bayes", "dataset_items", "fit_ml", "icc", "sample", "lca", "mixture_regression", "within_between", "list_datasets", "load_dataset", "lr_test",
+    "check_integration", "compare_fits", "compare_ml_bayes", "dataset_items", "fit_ml", "icc", "sample", "lca", "mixture_regression", "within_between", "list_datasets", "load_dataset", "lr_test",
     "prepare_wide", "run_simulation",
 ]

@@ -399,3 +399,23 @@ def test_between_with_one_class_equals_the_one_class_model():
     p2 = {**p1, "mu": np.repeat(p1["mu"], 2, axis=0), "beta": np.repeat(p1["beta"], 2, axis=0),
           "alpha": np.array([0.7])}
     np.testing.assert_allclose(ll_at(two, p2)[0], ll1, atol=1e-10)
+
+
+def test_check_integration_reevaluates_under_other_rules(within_between_frame):
+    """bm.check_integration: the LL at the fitted values under another rule is the
+    LL of the model built with that rule; exact paths are refused."""
+    df = within_between_frame
+    coarse = bm.mixture_regression(df, "y", ["x"], 2, cluster="g", random=["intercept"],
+                                   integration=bm.Integration("trapezoid", n_points=5))
+    res = bm.fit_ml(coarse, n_starts=2, n_final=1, seed=0, progress=False)
+    fine = bm.Integration("trapezoid", n_points=41, bound=7)
+    table = bm.check_integration(res, [fine])
+    assert len(table) == 2 and table["difference"].iloc[0] == 0.0
+    direct = bm.mixture_regression(df, "y", ["x"], 2, cluster="g", random=["intercept"], integration=fine)
+    expected = compiled(direct).ll_and_grad(res.theta)[0]
+    assert table["loglik"].iloc[1] == pytest.approx(expected, abs=1e-10)
+    assert table["difference"].iloc[1] == pytest.approx(expected - res.loglik, abs=1e-10)
+    assert abs(table["difference"].iloc[1]) > 1e-6  # 5 points are visibly coarse
+    exact = bm.mixture_regression(df, "y", ["x"], 1, cluster="g", random=["intercept"])
+    with pytest.raises(SpecificationError, match="integrates nothing numerically"):
+        bm.check_integration(bm.fit_ml(exact, n_starts=1, n_final=1, progress=False), ["adaptive"])

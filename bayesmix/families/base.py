@@ -88,6 +88,26 @@ class FamilyModel:
         of the clusters, in terms of ``likelihood_tensors``."""
         return "within"
 
+    @property
+    def integration_dim(self) -> int:
+        """Dimensions integrated numerically per cluster (0: none)."""
+        return 0
+
+    def _build_extra(self) -> dict:
+        """Keyword arguments of ``build`` beyond (data, spec, priors)."""
+        return {}
+
+    def with_spec(self, **changes) -> "FamilyModel":
+        """The same family on the same prepared data with some spec fields changed
+        (e.g. ``integration=...``); default priors."""
+        import dataclasses
+
+        new = type(self).build(self.data, dataclasses.replace(self.spec, **changes), None, **self._build_extra())
+        for attr in ("_prepare_args",):
+            if hasattr(self, attr):
+                setattr(new, attr, getattr(self, attr))
+        return new
+
     # ---- shared ------------------------------------------------------------------
     def register(self, priors: dict | None):
         """Register the declared free parameters (``self.free``) with their default

@@ -190,6 +190,10 @@ class LCAModel(FamilyModel):
         return self
 
     @property
+    def integration_dim(self) -> int:
+        return self.spec.n_classes - 1 if self.spec.random_intercepts else 0
+
+    @property
     def class_level(self) -> str:
         """"within" (a class per person) or "between" (a class per cluster, eq. 16)."""
         return self.spec.class_level

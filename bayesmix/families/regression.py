@@ -258,6 +258,15 @@ class RegressionModel(FamilyModel):
         return self.spec.class_level == "between" or (self.spec.n_classes == 1 and self.spec.n_between == 1)
 
     @property
+    def integration_dim(self) -> int:
+        if self.path != "quadrature":
+            return 0
+        return len(self.re_terms) + (self.spec.n_classes - 1 if self.alpha_random else 0)
+
+    def _build_extra(self) -> dict:
+        return {"between_covariates": self.between_covariates}
+
+    @property
     def path(self) -> str:
         if not self.spec.random and not self.alpha_random:
             return "direct"
@@ -900,8 +909,7 @@ class RegressionModel(FamilyModel):
             return "none (no random effects: exact sums over classes)"
         if self.path == "analytic":
             return "analytic normal marginal over the random coefficients (exact; no quadrature)"
-        dim = len(self.re_terms) + (self.spec.n_classes - 1 if self.alpha_random else 0)
-        return self.spec.integration.describe(dim)
+        return self.spec.integration.describe(self.integration_dim)
 
     def class_signature(self, values):
         """Per class: standardised intercepts and slopes, threshold probabilities."""
