@@ -42,7 +42,7 @@ def compare_fits(fits) -> pd.DataFrame:
 
 # Reported parameters that are variances: a test that adds one is a test at the
 # boundary (variance 0) of the parameter space.
-VARIANCE_PARAMETERS = ("psi",)
+VARIANCE_PARAMETERS = ("psi", "v")  # class-logit intercepts; random coefficients
 ICC_BETWEEN = 0.8  # paper, section 5: an ICC above 0.8 suggests a between-level class
 
 BOUNDARY_CAVEAT = (
@@ -174,7 +174,8 @@ def lr_test(restricted, full, *, ll_tol: float = 1e-6) -> LRTest:
         out.note = "The scaled (MLR) difference test needs both fits with se='mlr'."
 
     caveats = []
-    adds_variance = [n for n in VARIANCE_PARAMETERS if n in full.natural and n not in restricted.natural]
+    adds_variance = [n for n in VARIANCE_PARAMETERS if n in full.natural and (
+        n not in restricted.natural or np.size(full.natural[n]) > np.size(restricted.natural[n]))]
     high_icc = None
     if "psi" in full.natural:
         values = icc(full)["icc"].to_numpy(dtype=float)

@@ -295,7 +295,8 @@ def test_set_data_reuses_compiled_functions(between_model):
     (dict(class_level="sideways"), "class_level: got 'sideways'; valid choices"),
     (dict(random=["z"]), "random: got 'z'; valid terms are 'intercept'"),
     (dict(random=["intercept"], cluster=None), "random: needs a two-level model"),
-    (dict(class_specific_variance=True), "class_specific_variance: got True with class_level='within'"),
+    (dict(class_specific_variance=True, random=["intercept"]),
+     "class_specific_variance: got True with class_level='within'"),
     (dict(cluster_covariates=["w"]), "cluster_covariates: they predict the random effects"),
     (dict(random=["intercept"], cluster_covariates=["xc"]), "cluster_covariates: column 'xc' varies"),
     (dict(re_cov="banded"), "re_cov: got 'banded'"),
@@ -419,3 +420,24 @@ def test_check_integration_reevaluates_under_other_rules(within_between_frame):
     exact = bm.mixture_regression(df, "y", ["x"], 1, cluster="g", random=["intercept"])
     with pytest.raises(SpecificationError, match="integrates nothing numerically"):
         bm.check_integration(bm.fit_ml(exact, n_starts=1, n_final=1, progress=False), ["adaptive"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(covariates=["x", "x"]), "covariates: got 'x' more than once"),
+    (dict(random=["intercept"], cluster_covariates=["x"]), "cluster_covariates: column 'x' is also in `covariates`"),
+    (dict(n_classes=1, class_covariates=["xc"]), "class_covariates: got \\['xc'\\] with n_classes=1"),
+    (dict(class_level="between", class_specific_variance=True), "class_specific_variance: got True without random"),
+])
+def test_more_specification_errors(kwargs, match):
+    kw = {"covariates": ["x"], "n_classes": 2, "cluster": "g", **kwargs}
+    with pytest.raises(SpecificationError, match=match):
+        bm.mixture_regression(tiny_frame(), "y", **kw)
+
+
+def test_constant_covariate_is_refused():
+    df = tiny_frame()
+    df["c0"] = 1.0
+    with pytest.raises(bm.DataError, match="c0: the column is constant"):
+        bm.mixture_regression(df, "y", ["c0"], 1)
+    with pytest.raises(SpecificationError, match="n_between: a between class D with n_classes=1"):
+        bm.within_between(df, "y", ["x"], 1, 2, cluster="g")

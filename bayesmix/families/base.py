@@ -102,7 +102,10 @@ class FamilyModel:
         (e.g. ``integration=...``); default priors."""
         import dataclasses
 
-        new = type(self).build(self.data, dataclasses.replace(self.spec, **changes), None, **self._build_extra())
+        spec = dataclasses.replace(self.spec, **changes)
+        if hasattr(spec, "prior_names"):
+            spec = dataclasses.replace(spec, prior_names=())
+        new = type(self).build(self.data, spec, None, **self._build_extra())
         for attr in ("_prepare_args",):
             if hasattr(self, attr):
                 setattr(new, attr, getattr(self, attr))

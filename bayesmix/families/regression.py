@@ -43,8 +43,10 @@ Which likelihood path a model takes (``model.path``)
 
 Free parameters (real line) and default priors: ``mu`` Normal(outcome mean,
 3 sd); ``beta`` Normal(0, 2.5 sd_y / sd_x); ``tau`` / ``tau_raw`` as in ``lca``;
-``log_theta`` Normal(log var(y), 2); ``v_log_sd`` Normal(log(sd_y / 2), 2) and
-``v_offdiag`` Normal(0, 1) (Cholesky of V); ``gamma`` Normal(0, 2.5 sd_y / sd_w);
+``log_theta`` Normal(log var(y), 2); ``v_log_sd`` Normal(log(s / 2), 2) and
+``v_offdiag`` Normal(0, 1) (Cholesky of V), with s the scale of the random
+coefficient (sd_y for an intercept, sd_y / sd_x for a slope); ``gamma``
+Normal(0, 2.5 s / sd_w);
 ``alpha`` Normal(0, 3); ``beta_class`` Normal(0, 2.5); ``chol_log_diag``
 Normal(0, 1.5) and ``chol_offdiag`` Normal(0, 1) (Cholesky of Psi). Reported:
 ``mu``, ``tau``, ``beta``, ``theta``, ``v``, ``gamma``, ``alpha``,
@@ -160,7 +162,13 @@ def mixture_regression(
     re_cov : {"full", "diagonal"}
         Covariance of the random coefficients.
     class_specific_variance : bool
-        Between class only: a separate V_c per class (eq. 18).
+        A separate V_c per class (eq. 18); for a between class (and, in
+        ``within_between``, per between class D).
+    outcome_types : None, str or dict
+        "binary", "ordinal" or "continuous", for all outcomes or per outcome
+        (inferred when omitted, as ``item_types`` of ``lca``).
+    link : {"logit", "probit"}
+        Link of binary and ordinal outcomes (the class model is always logit).
     integration : str, dict or Integration
         Rule for the numerically integrated dimensions (paper section 10).
     priors : dict, optional
@@ -202,6 +210,28 @@ def _build(data, outcomes, covariates, n_classes, n_between, *, cluster, class_l
     if cluster_covariates and not random:
         raise SpecificationError("cluster_covariates: they predict the random effects (eq. 5), but random is "
                                  "empty; give random=['intercept', ...] or move them to class_covariates.")
+    lists = {"covariates": covariates, "cluster_covariates": cluster_covariates,
+             "class_covariates": class_covariates, "between_covariates": between_covariates}
+    for argname, names in lists.items():
+        if len(set(names)) != len(names):
+            dup = [n for n in names if names.count(n) > 1][0]
+            raise SpecificationError(f"{argname}: got {dup!r} more than once; list each column once.")
+    overlap = [n for n in cluster_covariates if n in covariates]
+    if overlap:
+        raise SpecificationError(
+            f"cluster_covariates: column {overlap[0]!r} is also in `covariates`; a cluster-level covariate on a "
+            "random intercept (eq. 5) and a within-level slope on the same column cannot be told apart. Fix: "
+            "keep it in one list (or centre the within-level version on its cluster mean and rename it).")
+    if class_covariates and n_classes == 1:
+        raise SpecificationError(f"class_covariates: got {list(class_covariates)} with n_classes=1; a single class "
+                                 "has no class logits to predict. Fix: drop them or use n_classes >= 2.")
+    if class_specific_variance and not random:
+        raise SpecificationError("class_specific_variance: got True without random effects; give random=["
+                                 "'intercept', ...] or drop class_specific_variance.")
+    if n_between > 1 and n_classes == 1 and not random:
+        raise SpecificationError("n_between: a between class D with n_classes=1 and no random effects does not "
+                                 "enter the likelihood (D acts through gamma_cd on C and through the random-"
+                                 "effect means, eq. 24-25). Fix: n_classes >= 2 or random=['intercept', ...].")
     if class_specific_variance and class_level != "between" and n_between == 1:
         raise SpecificationError(f"class_specific_variance: got True with class_level={class_level!r}; class-"
                                  "specific random-effect variances need a between-level class (eq. 18).")
@@ -330,8 +360,25 @@ class RegressionModel(FamilyModel):
             sel_lo[np.flatnonzero(lo), p, start[p] + k[lo] - 1] = 1.0
             has_up[:, p], has_lo[:, p] = up, lo
         out.update(sel_up=sel_up, sel_lo=sel_lo, has_up=has_up, has_lo=has_lo)
+        self._check_constant(d, x, out)
         self._moments(d, y, obs, x, out["w"])
         return out
+
+    def _check_constant(self, d, x, out):
+        """A predictor without variation is confounded with an intercept (and would
+        give a prior scale of 1e12): refuse it before compiling."""
+        from bayesmix.exceptions import DataError
+
+        spec = self.spec
+        for names, values, level in ((spec.covariates, x, "persons"),
+                                     (spec.cluster_covariates, out["w"], "clusters"),
+                                     (self.between_covariates, out["wb"], "clusters"),
+                                     (spec.class_covariates, out["xc"],
+                                      "clusters" if spec.class_level == "between" else "persons")):
+            for q, name in enumerate(names):
+                if values.shape[0] > 1 and np.ptp(values[:, q]) == 0:
+                    raise DataError(f"{name}: the column is constant ({values[0, q]:g}) over all {level}; it "
+                                    "cannot be separated from the intercept. Fix: drop it from the model.")
 
     def _moments(self, d, y, obs, x, w):
         pn = self.cont_idx.size
@@ -786,7 +833,9 @@ class RegressionModel(FamilyModel):
             return pt.mean(pt.exp(class_log_prior(logits)), axis=0)
         # a fine fixed grid of its own: a cheap (persons x nodes) sum, accurate even
         # when Var(alpha) is huge (the class probability is then a near step in alpha)
-        integ = Integration(rule="trapezoid", n_points=401 if k == 2 else 41, bound=8.0)
+        # (N x Q x K): keep Q bounded for K > 3 (a 41^(K-1) grid would not fit in memory)
+        integ = (Integration(rule="trapezoid", n_points=401 if k == 2 else 41, bound=8.0) if k <= 3
+                 else Integration(rule="gauss_hermite", n_points=7))
         z, logw = integ.nodes(k - 1)
         u = pt.dot(pt.as_tensor(z), q["chol"].T)
         probs = pt.exp(class_log_prior(logits[:, None, :] + u[None]))

@@ -111,6 +111,11 @@ def relabel(model, dt, ml: MLResult) -> dict:
     post = dt["posterior"]
     n_chain, n_draw = post.sizes[dims.CHAIN], post.sizes[dims.DRAW]
     report = {"switched_draws_per_chain": [0] * n_chain, "permutations": {}}
+    if getattr(model.spec, "n_between", 1) > 1:
+        # not silent: only the within class C is matched draw by draw
+        warnings.warn("The between class D (within_between) is not relabelled draw by draw; all chains start at "
+                      "the ML labelling. Check the R-hat of alpha_between and mu_between for switches.",
+                      LabelSwitchingWarning, stacklevel=3)
     if k == 1:
         return report
     free = _posterior_values(dt, model.free_names)
