@@ -402,6 +402,7 @@ def test_between_with_one_class_equals_the_one_class_model():
     np.testing.assert_allclose(ll_at(two, p2)[0], ll1, atol=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore::bayesmix.StartsWarning")
 def test_check_integration_reevaluates_under_other_rules(within_between_frame):
     """bm.check_integration: the LL at the fitted values under another rule is the
     LL of the model built with that rule; exact paths are refused."""
@@ -441,3 +442,11 @@ def test_constant_covariate_is_refused():
         bm.mixture_regression(df, "y", ["c0"], 1)
     with pytest.raises(SpecificationError, match="n_between: a between class D with n_classes=1"):
         bm.within_between(df, "y", ["x"], 1, 2, cluster="g")
+
+
+def test_data_errors_name_the_outcomes_argument():
+    df = tiny_frame()
+    with pytest.raises(bm.DataError, match="also listed in `outcomes`"):
+        bm.mixture_regression(df, "y", ["y"], 1)
+    with pytest.raises(bm.DataError, match="^outcomes: column 'nope'"):
+        bm.mixture_regression(df, "nope", ["x"], 1)

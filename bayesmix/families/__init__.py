@@ -1,8 +1,9 @@
 """Model families: one module per paper section, one registry line each.
 
-Tests iterate ``REGISTRY`` so that every family gets the shared checks (builds,
-brute-force likelihood, ML/NUTS plumbing). A new family is a new module that
-subclasses ``FamilyModel`` plus one line here.
+``tests/test_registry.py`` iterates ``REGISTRY`` so that every family gets the
+shared checks (a plain PyMC model, unconstrained parameters, starts and bounds,
+class-permutation invariance). A new family is a new module that subclasses
+``FamilyModel``, one line here and one example there.
 """
 
 from bayesmix.families.base import FamilyModel

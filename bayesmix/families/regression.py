@@ -70,7 +70,7 @@ from bayesmix.core.normal_marginal import cluster_normal_loglik
 from bayesmix.core.quadrature import Integration, as_integration
 from bayesmix.data import PreparedData, prepare_wide
 from bayesmix.data.levels import cluster_level_values
-from bayesmix.exceptions import SpecificationError
+from bayesmix.exceptions import DataError, SpecificationError
 from bayesmix.families import _classes
 from bayesmix.families.base import OBSERVED, FamilyModel, ParameterInfo
 
@@ -113,6 +113,11 @@ def _names(arg, argname):
         return tuple(arg)
     except TypeError:
         raise SpecificationError(f"{argname}: got {arg!r}; give a column name or a list of column names.") from None
+
+
+def _outcome_words(message: str) -> str:
+    message = message.replace("`items`", "`outcomes`").replace("item_types", "outcome_types")
+    return "outcomes:" + message[len("items:"):] if message.startswith("items:") else message
 
 
 def mixture_regression(
@@ -242,8 +247,11 @@ def _build(data, outcomes, covariates, n_classes, n_between, *, cluster, class_l
     if isinstance(data, PreparedData):
         prepared = data
     else:
-        prepared = prepare_wide(data, list(outcomes), item_types=outcome_types, cluster=cluster,
-                                covariates=all_cov)
+        try:
+            prepared = prepare_wide(data, list(outcomes), item_types=outcome_types, cluster=cluster,
+                                    covariates=all_cov)
+        except DataError as err:  # the data layer speaks of items; this factory's argument is `outcomes`
+            raise DataError(_outcome_words(str(err))) from None
     spec = RegressionSpec(n_classes=n_classes, class_level=class_level, link=link, covariates=covariates,
                           random=random, cluster_covariates=cluster_covariates, class_covariates=class_covariates,
                           re_cov=re_cov, class_specific_variance=bool(class_specific_variance),
@@ -367,8 +375,6 @@ class RegressionModel(FamilyModel):
     def _check_constant(self, d, x, out):
         """A predictor without variation is confounded with an intercept (and would
         give a prior scale of 1e12): refuse it before compiling."""
-        from bayesmix.exceptions import DataError
-
         spec = self.spec
         for names, values, level in ((spec.covariates, x, "persons"),
                                      (spec.cluster_covariates, out["w"], "clusters"),
