@@ -450,3 +450,11 @@ def test_data_errors_name_the_outcomes_argument():
         bm.mixture_regression(df, "y", ["y"], 1)
     with pytest.raises(bm.DataError, match="^outcomes: column 'nope'"):
         bm.mixture_regression(df, "nope", ["x"], 1)
+
+
+def test_bound_warning_explains_a_variance_at_its_bound():
+    from bayesmix.fit.ml import _bound_reason
+
+    assert "deterministic responses" in _bound_reason(["tau[1, y1$1]"])
+    assert "class_level='between'" in _bound_reason(["chol_log_diag[alpha_1]"])
+    assert "variance at 0" in _bound_reason(["v_log_sd[y:x]"])

@@ -81,6 +81,17 @@ def _newton_polish(comp, x, steps: int, free: np.ndarray):
     return x, ll, g, info
 
 
+def _bound_reason(fixed: list[str]) -> str:
+    """What a parameter at its bound means, by the kind of parameter."""
+    reasons = []
+    if any(lab.startswith("tau") for lab in fixed):
+        reasons.append("A threshold at its bound: the class has (near) deterministic responses on that item.")
+    if any(lab.startswith(("chol_log_diag", "v_log_sd")) for lab in fixed):
+        reasons.append("A log standard deviation at its bound: a variance at 0, or a huge class-logit variance "
+                       "(a between-level class, the paper's Table 4; fit class_level='between' instead).")
+    return " ".join(reasons)
+
+
 @single_blas_thread
 def fit_ml(
     model,
@@ -183,7 +194,7 @@ def fit_ml(
         warnings.warn(
             f"{len(fixed)} parameter(s) reached their bound and were fixed there to avoid singularity "
             f"(no SE; as Mplus does): {', '.join(fixed[:6])}{' ...' if len(fixed) > 6 else ''}. "
-            "The class has (near) deterministic responses on these items.", ConvergenceWarning, stacklevel=3)
+            + _bound_reason(fixed), ConvergenceWarning, stacklevel=3)
 
     import pandas as pd
 
