@@ -418,6 +418,9 @@ def test_check_integration_reevaluates_under_other_rules(within_between_frame):
     assert table["loglik"].iloc[1] == pytest.approx(expected, abs=1e-10)
     assert table["difference"].iloc[1] == pytest.approx(expected - res.loglik, abs=1e-10)
     assert abs(table["difference"].iloc[1]) > 1e-6  # 5 points are visibly coarse
+    text = res.summary()  # the Mplus-style summary names the outcomes and the integration used
+    assert "Number of outcomes" in text and "trapezoid (5 points per dimension, 1 dimension(s)" in text
+    assert "Random-coefficient (co)variances V (eq. 5)" in text and "y:intercept  " in text
     exact = bm.mixture_regression(df, "y", ["x"], 1, cluster="g", random=["intercept"])
     with pytest.raises(SpecificationError, match="integrates nothing numerically"):
         bm.check_integration(bm.fit_ml(exact, n_starts=1, n_final=1, progress=False), ["adaptive"])

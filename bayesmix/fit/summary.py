@@ -39,6 +39,8 @@ def _param_lines(rows):
             if (r["parameter"], parts[1], parts[0]) in seen:
                 continue
             seen.add((r["parameter"], *parts))
+            # Mplus style: a variance under its variable's name, a covariance as "A WITH B"
+            term = parts[0] if parts[0] == parts[1] else f"{parts[0]} WITH {parts[1]}"
         if len(term) > TERM_WIDTH:
             term = term[: TERM_WIDTH - 3] + "..."
         out.append(f"    {term:<{TERM_WIDTH}}{_num(r['estimate'])}{_num(r['se'])}{_num(r['z'], 11, 3)}"
