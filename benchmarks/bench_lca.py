@@ -45,6 +45,7 @@ import time
 import warnings
 from pathlib import Path
 
+from _env import child_env  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -475,14 +476,7 @@ WORKERS = {"cold": worker_cold, "warm": worker_warm, "stepmix": worker_stepmix}
 
 
 def run_worker(kind: str, k: int, args, compiledir: str | None) -> dict:
-    env = dict(os.environ)
-    if compiledir is not None:
-        flag = f"base_compiledir={compiledir}"
-        env["PYTENSOR_FLAGS"] = f"{env['PYTENSOR_FLAGS']},{flag}" if env.get("PYTENSOR_FLAGS") else flag
-        # PyTensor 3 keeps its Numba cache under base_compiledir/numba; Numba's own
-        # cache=True functions go to NUMBA_CACHE_DIR: isolate both.
-        env["NUMBA_CACHE_DIR"] = str(Path(compiledir) / "numba_global")
-    env.setdefault("PYTHONWARNINGS", "ignore")
+    env = child_env(compiledir)
     if args.blas_threads is not None and kind != "stepmix":
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(args.blas_threads)

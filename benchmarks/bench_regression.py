@@ -43,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _env import child_env  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -161,12 +162,7 @@ def child(kind: str, table2_reps: int, m6_random_starts: bool = False) -> dict:
 
 
 def run_child(kind: str, table2_reps: int, compiledir: str | None = None, m6_random_starts=False) -> dict:
-    env = dict(os.environ)
-    if compiledir is not None:
-        flag = f"base_compiledir={compiledir}"
-        env["PYTENSOR_FLAGS"] = f"{env['PYTENSOR_FLAGS']},{flag}" if env.get("PYTENSOR_FLAGS") else flag
-        env["NUMBA_CACHE_DIR"] = str(Path(compiledir) / "numba_global")
-    env.setdefault("PYTHONWARNINGS", "ignore")
+    env = child_env(compiledir)
     t = time.perf_counter()
     cmd = [sys.executable, __file__, "--_child", kind, "--table2-reps", str(table2_reps)]
     proc = subprocess.run(cmd + (["--m6-random-starts"] if m6_random_starts else []), env=env, capture_output=True,
