@@ -10,6 +10,12 @@ from scipy import special
 from bayesmix.exceptions import SpecificationError
 
 
+def draw_classes(logits: np.ndarray, rng) -> np.ndarray:
+    """0-based classes drawn from reference-coded logits (n, K-1) (last class 0)."""
+    prob = special.softmax(np.concatenate([logits, np.zeros((len(logits), 1))], axis=1), axis=1)
+    return (prob.cumsum(axis=1) > rng.random((len(logits), 1))).argmax(axis=1)
+
+
 def simulate_lca(
     tau: np.ndarray,
     alpha: np.ndarray,
@@ -66,8 +72,7 @@ def simulate_lca(
         psi = np.atleast_2d(np.asarray(psi, dtype=float))
         u = rng.multivariate_normal(np.zeros(k - 1), psi, size=n_clusters)
         logits = logits + u[cluster]
-    prob = special.softmax(np.concatenate([logits, np.zeros((units, 1))], axis=1), axis=1)
-    cls = (prob.cumsum(axis=1) > rng.random((units, 1))).argmax(axis=1)
+    cls = draw_classes(logits, rng)
     cluster_cls = None
     if between:
         cluster_cls, cls = cls, cls[cluster]
@@ -91,12 +96,6 @@ def simulate_lca(
     return df, truth
 
 
-def _draw_classes(logits: np.ndarray, rng) -> np.ndarray:
-    """0-based classes from reference-coded logits (n, K-1)."""
-    prob = special.softmax(np.concatenate([logits, np.zeros((len(logits), 1))], axis=1), axis=1)
-    return (prob.cumsum(axis=1) > rng.random((len(logits), 1))).argmax(axis=1)
-
-
 def draw_regression_outcomes(fam, nat: dict, rng):
     """Outcomes of a built mixture regression (``bayesmix.mixture_regression`` /
     ``within_between``) at natural parameters ``nat``, for its persons,
@@ -115,12 +114,12 @@ def draw_regression_outcomes(fam, nat: dict, rng):
         logits = np.broadcast_to(nat["alpha_between"], (n_cl, m - 1)).copy()
         if "beta_between" in nat:
             logits += wb @ nat["beta_between"].T
-        dcl = _draw_classes(logits, rng)
+        dcl = draw_classes(logits, rng)
     if spec.class_level == "between":
         logits = np.broadcast_to(nat["alpha"], (n_cl, k - 1)).copy() if k > 1 else np.zeros((n_cl, 0))
         if "beta_class" in nat:
             logits += xc @ nat["beta_class"].T
-        cls = _draw_classes(logits, rng)[cidx] if k > 1 else np.zeros(n, dtype=int)
+        cls = draw_classes(logits, rng)[cidx] if k > 1 else np.zeros(n, dtype=int)
         v_index = cls  # class-specific V follows C_j
     else:
         logits = np.broadcast_to(nat["alpha"], (n, k - 1)).copy() if k > 1 else np.zeros((n, 0))
@@ -131,7 +130,7 @@ def draw_regression_outcomes(fam, nat: dict, rng):
             logits += gam[:, dcl[cidx]].T
         if "psi" in nat:
             logits += rng.multivariate_normal(np.zeros(k - 1), np.atleast_2d(nat["psi"]), size=n_cl)[cidx]
-        cls = _draw_classes(logits, rng) if k > 1 else np.zeros(n, dtype=int)
+        cls = draw_classes(logits, rng) if k > 1 else np.zeros(n, dtype=int)
         v_index = dcl[cidx]
     p_all = len(fam.outcome_names)
     dc = len(fam.re_terms)
@@ -208,12 +207,12 @@ def simulate_mixture_regression(
     cluster = np.repeat(np.arange(n_clusters), cluster_size)
     x = rng.standard_normal(n)
     if class_level == "between":
-        cls = _draw_classes(np.tile(alpha, (n_clusters, 1)), rng)[cluster]
+        cls = draw_classes(np.tile(alpha, (n_clusters, 1)), rng)[cluster]
     else:
         logits = np.tile(alpha, (n, 1))
         if class_level == "within-between":
             logits += np.sqrt(psi or 0.0) * rng.standard_normal((n_clusters, k - 1))[cluster]
-        cls = _draw_classes(logits, rng)
+        cls = draw_classes(logits, rng)
     a = np.sqrt(v_intercept) * rng.standard_normal(n_clusters)[cluster]
     b = np.sqrt(v_slope) * rng.standard_normal(n_clusters)[cluster]
     y = mu[cls] + a + (beta[cls] + b) * x + np.sqrt(theta) * rng.standard_normal(n)

@@ -34,6 +34,19 @@ def class_log_prior(logits):
     return pt.special.log_softmax(pt.concatenate([logits, zeros], axis=-1), axis=-1)
 
 
+def class_proportions(logits, chol=None, integration: Integration | None = None):
+    """Model-implied class proportions (K,): the mean over rows of P(C = c) from the
+    reference-coded ``logits`` (rows, K-1), eq. (4)/(17). With random class-logit
+    intercepts u ~ N(0, chol chol') the probabilities are first integrated over u
+    by ``integration``'s (non-adaptive) nodes."""
+    if chol is None:
+        return pt.mean(pt.exp(class_log_prior(logits)), axis=0)
+    z, logw = integration.nodes(int(chol.type.shape[0]))
+    u = pt.dot(pt.as_tensor(z), chol.T)  # (Q, D)
+    probs = pt.exp(class_log_prior(logits[:, None, :] + u[None]))  # (rows, Q, K)
+    return pt.mean(pt.sum(np.exp(logw)[None, :, None] * probs, axis=1), axis=0)
+
+
 def segment_sum(x, index: np.ndarray, n_segments: int):
     """Sum rows of ``x`` (N, ...) into ``n_segments`` groups given by ``index``."""
     out = pt.zeros((n_segments, *[x.shape[i] for i in range(1, x.ndim)]), dtype=x.dtype)

@@ -106,9 +106,8 @@ class FamilyModel:
         if hasattr(spec, "prior_names"):
             spec = dataclasses.replace(spec, prior_names=())
         new = type(self).build(self.data, spec, None, **self._build_extra())
-        for attr in ("_prepare_args",):
-            if hasattr(self, attr):
-                setattr(new, attr, getattr(self, attr))
+        if hasattr(self, "_prepare_args"):  # what set_data needs to re-prepare data
+            new._prepare_args = self._prepare_args
         return new
 
     # ---- shared ------------------------------------------------------------------

@@ -58,6 +58,7 @@ from bayesmix import dims
 from bayesmix.core import items as core_items
 from bayesmix.core.marginal import (
     chol_from_unconstrained,
+    class_proportions,
     class_log_prior,
     integrate_clusters,
     mixture_logsumexp,
@@ -69,6 +70,7 @@ from bayesmix.exceptions import SpecificationError
 from bayesmix.families import _classes
 from bayesmix.families.base import OBSERVED, FamilyModel, ParameterInfo
 from bayesmix.families.levels import check_class_level, cluster_level_covariates
+from bayesmix.simulate import draw_classes
 
 RE_OFFDIAG = "re_offdiag"
 TAU_BOUND = 15.0
@@ -162,8 +164,6 @@ def lca(
             used = set([cluster] if cluster is not None else []) | set(covariates or [])
             items = [c for c in getattr(data, "columns", []) if c not in used]
         prepared = prepare_wide(data, items, item_types=item_types, cluster=cluster, covariates=covariates)
-    if class_level == "between":
-        cluster_level_covariates(prepared)  # raises if a covariate varies within a cluster
     spec = LCASpec(
         n_classes=n_classes,
         link=link,
@@ -182,8 +182,6 @@ class LCAModel(FamilyModel):
     @classmethod
     def build(cls, data: PreparedData, spec: LCASpec, priors: dict | None) -> "LCAModel":
         self = cls(model=pm.Model(), data=data, spec=spec, family="lca")
-        if spec.class_level == "between":
-            check_class_level(spec.class_level, cluster=data.cluster_name, random_intercepts=spec.random_intercepts)
         self._arrays()
         self._declare_parameters()
         self.register(priors)
@@ -438,17 +436,14 @@ class LCAModel(FamilyModel):
             return pt.ones((1,))
         logits = self._logits(q)
         if not self.spec.random_intercepts:
-            return pt.mean(pt.special.softmax(pt.concatenate([logits, pt.zeros_like(logits[:, :1])], -1), -1), axis=0)
+            return class_proportions(logits)
         # the model's own (non-adaptive) rule, so the user's n_points governs the
         # accuracy here as in the likelihood; adaptive moments are per cluster and
         # do not apply to a marginal share, so that case uses a wide trapezoid grid
         integ = self.spec.integration
         if integ.adaptive:
             integ = Integration(rule="trapezoid", n_points=max(int(np.max(integ.n_points)), 31), bound=7.0)
-        z, logw = integ.nodes(k - 1)
-        u = pt.dot(pt.as_tensor(z), q["chol"].T)  # (Q, D)
-        probs = pt.exp(class_log_prior(logits[:, None, :] + u[None]))  # (N, Q, K)
-        return pt.mean(pt.sum(np.exp(logw)[None, :, None] * probs, axis=1), axis=0)
+        return class_proportions(logits, q["chol"], integ)
 
     # ------------------------------------------------------------------ fitting hooks
     def start_point(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -541,8 +536,7 @@ class LCAModel(FamilyModel):
             logits = np.broadcast_to(natural["alpha"], (d.n_clusters, k - 1)).copy()
             if "beta" in natural:
                 logits += self.cluster_x @ natural["beta"].T
-            prob = special.softmax(np.concatenate([logits, np.zeros((d.n_clusters, 1))], axis=1), axis=1)
-            cls = (prob.cumsum(axis=1) > rng.random((d.n_clusters, 1))).argmax(axis=1)[d.cluster_idx]
+            cls = draw_classes(logits, rng)[d.cluster_idx]
         elif k > 1:
             logits = np.broadcast_to(natural["alpha"], (n, k - 1)).copy()
             if "beta" in natural:
@@ -550,9 +544,7 @@ class LCAModel(FamilyModel):
             if "psi" in natural:
                 u = rng.multivariate_normal(np.zeros(k - 1), natural["psi"], size=d.n_clusters)
                 logits += u[d.cluster_idx]
-            full = np.concatenate([logits, np.zeros((n, 1))], axis=1)
-            prob = special.softmax(full, axis=1)
-            cls = (prob.cumsum(axis=1) > rng.random((n, 1))).argmax(axis=1)
+            cls = draw_classes(logits, rng)
         else:
             cls = np.zeros(n, dtype=int)
         y = np.full((n, len(d.items)), np.nan)

@@ -65,7 +65,13 @@ from scipy import stats
 
 from bayesmix import dims
 from bayesmix.core import items as core_items
-from bayesmix.core.marginal import chol_from_unconstrained, class_log_prior, integrate_clusters, segment_sum
+from bayesmix.core.marginal import (
+    chol_from_unconstrained,
+    class_log_prior,
+    class_proportions,
+    integrate_clusters,
+    segment_sum,
+)
 from bayesmix.core.normal_marginal import cluster_normal_loglik
 from bayesmix.core.quadrature import Integration, as_integration
 from bayesmix.data import PreparedData, prepare_wide
@@ -368,11 +374,11 @@ class RegressionModel(FamilyModel):
             sel_lo[np.flatnonzero(lo), p, start[p] + k[lo] - 1] = 1.0
             has_up[:, p], has_lo[:, p] = up, lo
         out.update(sel_up=sel_up, sel_lo=sel_lo, has_up=has_up, has_lo=has_lo)
-        self._check_constant(d, x, out)
-        self._moments(d, y, obs, x, out["w"])
+        self._check_constant(x, out)
+        self._moments(y, obs, x, out["w"])
         return out
 
-    def _check_constant(self, d, x, out):
+    def _check_constant(self, x, out):
         """A predictor without variation is confounded with an intercept (and would
         give a prior scale of 1e12): refuse it before compiling."""
         spec = self.spec
@@ -386,7 +392,7 @@ class RegressionModel(FamilyModel):
                     raise DataError(f"{name}: the column is constant ({values[0, q]:g}) over all {level}; it "
                                     "cannot be separated from the intercept. Fix: drop it from the model.")
 
-    def _moments(self, d, y, obs, x, w):
+    def _moments(self, y, obs, x, w):
         pn = self.cont_idx.size
         yc = np.where(obs[:, :pn] > 0, y[:, :pn], np.nan)
         self.y_mean = np.nanmean(yc, axis=0) if pn else np.zeros(0)
@@ -414,9 +420,7 @@ class RegressionModel(FamilyModel):
         for k, v in arrays.items():
             self.shared[k].set_value(v)
         self.data = d
-        for attr in ("_nutpie_cache",):
-            if hasattr(self, attr):
-                setattr(self, attr, None)
+        self._nutpie_cache = None  # nutpie compiled the old data in
 
     # ------------------------------------------------------------------ parameters
     def _coords(self):
@@ -564,7 +568,7 @@ class RegressionModel(FamilyModel):
             q["chol"] = chol_from_unconstrained(p["chol_log_diag"], p.get("chol_offdiag"), k - 1)
             pm.Deterministic("psi", q["chol"] @ q["chol"].T, dims=(dims.RE, dims.RE_BIS))
             reported.append("psi")
-        reported += self._between_reported(q)
+        reported += self._between_reported()
 
         names = [n for n, v in q.items() if v is not None and not n.startswith(("v_log", "v_off", "chol_", "log_"))
                  and n != "tau_raw"]
@@ -585,12 +589,12 @@ class RegressionModel(FamilyModel):
         reported += self._between_shares(self.likelihood_tensors)
         self.reported = reported
 
-    def _between_reported(self, q) -> list:
+    def _between_reported(self) -> list:
         if self.spec.n_between == 1:
             return []
-        from bayesmix.families.within_between import between_graph
+        from bayesmix.families.within_between import between_reported
 
-        return between_graph(self, q)
+        return between_reported(self)
 
     def _between_shares(self, q) -> list:
         if self.spec.n_between == 1:
@@ -824,28 +828,24 @@ class RegressionModel(FamilyModel):
         post_d = self.cluster_membership_graph(q)[self.data.cluster_idx]  # (N, M)
         return sum(post_d[:, d: d + 1] * self._within_membership_d(q, d) for d in range(self.spec.n_between))
 
-    def _class_share(self, q, gamma_d=None):
+    def _class_share(self, q):
         """Model-implied class proportions: mean of P(C = c | predictors), over
         persons (within) or clusters (between), integrating alpha_cj (eq. 4)."""
         k = self.spec.n_classes
         if k == 1:
             return pt.ones((1,))
-        if self.spec.n_between > 1 and gamma_d is None:
+        if self.spec.n_between > 1:
             from bayesmix.families.within_between import within_share
 
             return within_share(self, q)
-        logits = self._class_logits(q, gamma_d)
         if not self.alpha_random:
-            return pt.mean(pt.exp(class_log_prior(logits)), axis=0)
+            return class_proportions(self._class_logits(q))
         # a fine fixed grid of its own: a cheap (persons x nodes) sum, accurate even
-        # when Var(alpha) is huge (the class probability is then a near step in alpha)
-        # (N x Q x K): keep Q bounded for K > 3 (a 41^(K-1) grid would not fit in memory)
+        # when Var(alpha) is huge (the class probability is then a near step in
+        # alpha); (N x Q x K) stays bounded for K > 3 (41^(K-1) would not fit)
         integ = (Integration(rule="trapezoid", n_points=401 if k == 2 else 41, bound=8.0) if k <= 3
                  else Integration(rule="gauss_hermite", n_points=7))
-        z, logw = integ.nodes(k - 1)
-        u = pt.dot(pt.as_tensor(z), q["chol"].T)
-        probs = pt.exp(class_log_prior(logits[:, None, :] + u[None]))
-        return pt.mean(pt.sum(np.exp(logw)[None, :, None] * probs, axis=1), axis=0)
+        return class_proportions(self._class_logits(q), q["chol"], integ)
 
     # ------------------------------------------------------------------ fitting hooks
     def start_point(self, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -92,7 +92,7 @@ def between_parameters(fam) -> list:
     return free
 
 
-def between_graph(fam, q) -> list:
+def between_reported(fam) -> list:
     names = ["alpha_between"]
     if fam.between_covariates:
         names.append("beta_between")
