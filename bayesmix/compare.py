@@ -10,7 +10,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bayesmix.core.quadrature import as_integration
+from bayesmix.derived import icc
 from bayesmix.exceptions import SpecificationError
+from bayesmix.fit.compiled import compiled
+from bayesmix.fit.results import MLResult
 
 
 def compare_fits(fits) -> pd.DataFrame:
@@ -19,8 +23,6 @@ def compare_fits(fits) -> pd.DataFrame:
 
     ``fits`` is a list of ``MLResult`` or a dict label -> ``MLResult``.
     """
-    from bayesmix.fit.results import MLResult
-
     items = fits.items() if isinstance(fits, dict) else [(None, f) for f in fits]
     rows = []
     for label, res in items:
@@ -40,9 +42,6 @@ def compare_fits(fits) -> pd.DataFrame:
     return table
 
 
-# Reported parameters that are variances: a test that adds one is a test at the
-# boundary (variance 0) of the parameter space.
-VARIANCE_PARAMETERS = ("psi", "v")  # class-logit intercepts; random coefficients
 ICC_BETWEEN = 0.8  # paper, section 5: an ICC above 0.8 suggests a between-level class
 
 BOUNDARY_CAVEAT = (
@@ -112,6 +111,11 @@ class LRTest:
         p.text(str(self))
 
 
+def _logit_variances(res) -> list[str]:
+    """Covariances of random class-logit intercepts a fit reports."""
+    return [cv.logit_variance for cv in res.model.class_variables if cv.logit_variance in res.natural]
+
+
 def lr_test(restricted, full, *, ll_tol: float = 1e-6) -> LRTest:
     """Likelihood-ratio test of ``restricted`` (H0) nested in ``full`` (H1), two
     ``MLResult`` fitted to the same data.
@@ -126,8 +130,6 @@ def lr_test(restricted, full, *, ll_tol: float = 1e-6) -> LRTest:
     within-level LCA with random class-logit intercepts (Model 6) as Var(alpha)
     -> infinity (eq. 21), a boundary case: see ``LRTest.caveat``.
     """
-    from bayesmix.derived import icc
-    from bayesmix.fit.results import MLResult
 
     for name, res in (("restricted", restricted), ("full", full)):
         if not isinstance(res, MLResult):
@@ -144,7 +146,7 @@ def lr_test(restricted, full, *, ll_tol: float = 1e-6) -> LRTest:
     l0, l1 = restricted.loglik, full.loglik
     if l1 < l0 - ll_tol:
         hint = ""
-        if getattr(restricted.model, "class_level", "within") == "between" and "psi" in full.natural:
+        if restricted.model.class_level == "between" and _logit_variances(full):
             hint = (" A within-level class with random intercepts reaches a between-level class only as "
                     "Var(alpha) -> infinity (eq. 21), which a coarse integration grid cannot follow: raise "
                     "the full model's integration n_points (e.g. 'trapezoid' with 101 or more).")
@@ -174,10 +176,13 @@ def lr_test(restricted, full, *, ll_tol: float = 1e-6) -> LRTest:
         out.note = "The scaled (MLR) difference test needs both fits with se='mlr'."
 
     caveats = []
-    adds_variance = [n for n in VARIANCE_PARAMETERS if n in full.natural and (
+    # a test that adds a (co)variance of random effects is a test at the boundary
+    # (variance 0) of the parameter space
+    variances = [r.name for r in full.model.reported if r.variance]
+    adds_variance = [n for n in variances if n in full.natural and (
         n not in restricted.natural or np.size(full.natural[n]) > np.size(restricted.natural[n]))]
     high_icc = None
-    if "psi" in full.natural:
+    if _logit_variances(full):
         values = icc(full)["icc"].to_numpy(dtype=float)
         if np.any(values > ICC_BETWEEN):
             high_icc = float(np.max(values))
@@ -186,8 +191,8 @@ def lr_test(restricted, full, *, ll_tol: float = 1e-6) -> LRTest:
     if high_icc is not None:
         caveats.append(f"The full model's class-logit ICC is {high_icc:.3f} > {ICC_BETWEEN}: this suggests a "
                        "between-level class model (the same model with class_level='between').")
-    k0, k1 = getattr(restricted, "n_classes", None), getattr(full, "n_classes", None)
-    if k0 is not None and k1 is not None and k0 != k1:
+    k0, k1 = restricted.n_classes, full.n_classes
+    if k0 != k1:
         caveats.append(CLASSES_CAVEAT.format(k0=k0, k1=k1))
     out.caveat = " ".join(caveats)
     return out
@@ -207,19 +212,16 @@ def check_integration(result, rules) -> pd.DataFrame:
     posterior of the random effects narrow, and a fixed 15-point grid then
     misses it).
     """
-    from bayesmix.core.quadrature import as_integration
-    from bayesmix.fit.compiled import compiled
-    from bayesmix.fit.results import MLResult
 
     if not isinstance(result, MLResult):
         raise SpecificationError(f"check_integration: got {type(result).__name__}; give the MLResult of fit_ml.")
     fam = result.model
-    dim = getattr(fam, "integration_dim", 0)
+    dim = fam.integration_dim
     if dim == 0:
-        path = getattr(fam, "path", "exact")
+        how = fam.describe_integration() or "exact sums over classes"
         raise SpecificationError(
-            f"check_integration: this {fam.family} model integrates nothing numerically (likelihood path "
-            f"{path!r}); its log-likelihood is exact.")
+            f"check_integration: this {fam.family} model integrates nothing numerically ({how}); its "
+            "log-likelihood is exact.")
     if isinstance(rules, (str, dict)) or not hasattr(rules, "__iter__"):
         rules = [rules]
     rows = [{"integration": fam.spec.integration.describe(dim) + " (fitted)", "loglik": result.loglik,

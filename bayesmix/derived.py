@@ -3,11 +3,14 @@ posterior draws for NUTS)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from bayesmix.exceptions import SpecificationError
+from bayesmix.fit.results import MLResult
 
 LOGISTIC_VARIANCE = np.pi**2 / 3
 
@@ -20,6 +23,16 @@ def icc_from_variance(variance, link: str = "logit"):
     return variance / (variance + resid)
 
 
+def _variance_names(result) -> list[str]:
+    """Names of the covariances of random class-logit intercepts, from the class
+    variables the family declares (an MLResult) or stamped by ``sample``."""
+    if isinstance(result, MLResult):
+        cvs = [cv.as_dict() for cv in result.model.class_variables]
+    else:
+        cvs = json.loads(result["posterior"].attrs.get("bayesmix_class_variables", "[]"))
+    return [cv["logit_variance"] for cv in cvs if cv.get("logit_variance")]
+
+
 def icc(result, *, hdi_prob: float = 0.95):
     """ICC of each random class-logit intercept alpha_cj, eq. (20).
 
@@ -28,29 +41,33 @@ def icc(result, *, hdi_prob: float = 0.95):
     sd and equal-tailed interval). As the paper warns, near 1 the delta method
     is only an approximation: the ICC is at its boundary.
     """
-    from bayesmix.fit.results import MLResult
-
-    if isinstance(result, MLResult):
-        if "psi" not in result.natural:
-            raise SpecificationError("icc: this model has no random class-logit intercepts (fit it with cluster=...).")
-        psi = np.diag(np.atleast_2d(result.natural["psi"]))
-        rows = result.params[result.params.parameter == "psi"]
-        labels = [lab for lab in rows["label"] if _is_diag(lab)]
-        se_var = rows.set_index("label").loc[labels, "se"].to_numpy(dtype=float)
-        est = icc_from_variance(psi)
-        se = LOGISTIC_VARIANCE / (psi + LOGISTIC_VARIANCE) ** 2 * se_var
-        z = stats.norm.ppf(0.5 + hdi_prob / 2)
-        return pd.DataFrame({"re": [lab.split("[")[1].split(",")[0] for lab in labels], "icc": est, "se": se,
-                             "lower": np.clip(est - z * se, 0, 1), "upper": np.clip(est + z * se, 0, 1)})
-    has_post = hasattr(result, "children") and "posterior" in result.children
-    if not has_post or "psi" not in result["posterior"].data_vars:
+    is_tree = hasattr(result, "children") and "posterior" in result.children
+    if not isinstance(result, MLResult) and not is_tree:
         raise SpecificationError(
             f"icc: got {type(result).__name__}; give an MLResult or the DataTree of bayesmix.sample for a model "
             "with random class-logit intercepts.")
-    psi = result["posterior"]["psi"].to_numpy()
-    draws = icc_from_variance(np.diagonal(psi, axis1=-2, axis2=-1)).reshape(-1, psi.shape[-1])
+    names = _variance_names(result)
+    if not names:
+        raise SpecificationError(
+            "icc: this model has no random class-logit intercepts, so there is no ICC of alpha_cj (eq. 20). "
+            "Fix: fit a model with them, e.g. lca(..., cluster=..., random_intercepts=True) or "
+            "mixture_regression(..., class_level='within-between').")
+    name = names[0]
+    if isinstance(result, MLResult):
+        var = np.diag(np.atleast_2d(result.natural[name]))
+        rows = result.params[result.params.parameter == name]
+        labels = [lab for lab in rows["label"] if _is_diag(lab)]
+        se_var = rows.set_index("label").loc[labels, "se"].to_numpy(dtype=float)
+        est = icc_from_variance(var)
+        se = LOGISTIC_VARIANCE / (var + LOGISTIC_VARIANCE) ** 2 * se_var
+        z = stats.norm.ppf(0.5 + hdi_prob / 2)
+        return pd.DataFrame({"re": [lab.split("[")[1].split(",")[0] for lab in labels], "icc": est, "se": se,
+                             "lower": np.clip(est - z * se, 0, 1), "upper": np.clip(est + z * se, 0, 1)})
+    post = result["posterior"][name]
+    draws = post.to_numpy()
+    draws = icc_from_variance(np.diagonal(draws, axis1=-2, axis2=-1)).reshape(-1, draws.shape[-1])
     lo, hi = np.quantile(draws, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2], axis=0)
-    return pd.DataFrame({"re": list(result["posterior"]["psi"].coords["re"].values), "icc": draws.mean(axis=0),
+    return pd.DataFrame({"re": list(post.coords[post.dims[-2]].values), "icc": draws.mean(axis=0),
                          "sd": draws.std(axis=0), "lower": lo, "upper": hi})
 
 

@@ -86,11 +86,12 @@ def class_probability_curve(variance=None, mean: float = 0.0, *, result=None, ax
     from scipy import special
 
     if result is not None:
-        if "psi" not in result.natural or result.n_classes != 2:
+        cv = result.model.class_variables[0]
+        if cv.logit_variance is None or cv.n_classes != 2:
             raise SpecificationError("class_probability_curve: result must be a 2-class model with cluster random "
                                      "intercepts (lca(..., n_classes=2, cluster=...)).")
-        variance = float(np.asarray(result.natural["psi"]).ravel()[0])
-        mean = float(np.asarray(result.natural["alpha"]).ravel()[0])
+        variance = float(np.asarray(result.natural[cv.logit_variance]).ravel()[0])
+        mean = float(np.asarray(result.natural[cv.logit_intercept]).ravel()[0])
     if variance is None or variance <= 0:
         raise SpecificationError(f"class_probability_curve: variance got {variance!r}; give a positive number.")
     z = np.linspace(-z_range, z_range, n)

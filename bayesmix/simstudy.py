@@ -35,7 +35,6 @@ optimum). The permutation is recorded per replication.
 from __future__ import annotations
 
 import inspect
-import itertools
 import math
 import multiprocessing
 import os
@@ -47,10 +46,14 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import stats
 from tqdm import tqdm
 
 from bayesmix.exceptions import BayesmixWarning, SpecificationError
+from bayesmix.fit.ml import fit_ml
+from bayesmix.fit.relabel import align_to_truth
+from bayesmix.fit.relabel import groups as relabel_groups
+from bayesmix.simulate import lca_truth
 
 __all__ = ["SimulationDesign", "SimulationResult", "run_simulation", "summarize", "align_to_truth", "lca_truth"]
 
@@ -59,7 +62,6 @@ __all__ = ["SimulationDesign", "SimulationResult", "run_simulation", "summarize"
 CONVERGED_GRADIENT = 1e-3
 # Exhaustive search over the K! class permutations up to this K; beyond, a
 # Hungarian assignment on the class-specific truth labels.
-MAX_EXHAUSTIVE_K = 5
 # Replications per worker before its pool is renewed (when models are rebuilt).
 _RECYCLE_REPS = 100
 # Replications run in the parent before the pool starts (until one is fitted).
@@ -208,105 +210,10 @@ class SimulationResult:
         p.text(str(self))
 
 
-# --------------------------------------------------------------------------- truth helpers
-def lca_truth(tau, alpha, *, psi=None, items=None) -> dict[str, float]:
-    """Truth dict with parameter-table labels for a binary LCA, e.g. from
-    ``bayesmix.simulate.simulate_lca``'s ``tau`` (K, P), ``alpha`` (K-1,) and
-    ``psi`` (K-1, K-1). Items default to y1..yP (simulate_lca's names). Class
-    shares are included when there are no random intercepts (psi None)."""
-    tau = np.atleast_2d(np.asarray(tau, float))
-    alpha = np.atleast_1d(np.asarray(alpha, float))
-    k, p = tau.shape
-    items = [f"y{j + 1}" for j in range(p)] if items is None else list(items)
-    if len(items) != p:
-        raise SpecificationError(f"items: got {len(items)} names; give {p} (one per column of tau).")
-    out = {f"tau[{c + 1}, {items[j]}$1]": float(tau[c, j]) for c in range(k) for j in range(p)}
-    out.update({f"alpha[{c + 1}]": float(alpha[c]) for c in range(k - 1)})
-    if psi is not None:
-        psi = np.atleast_2d(np.asarray(psi, float))
-        out.update({f"psi[alpha_{a + 1}, alpha_{b + 1}]": float(psi[a, b])
-                    for a in range(k - 1) for b in range(k - 1)})
-    elif k > 1:
-        share = special.softmax(np.append(alpha, 0.0))
-        out.update({f"class_share[{c + 1}]": float(share[c]) for c in range(k)})
-    return out
-
-
-def _table_labels(model) -> list[str]:
-    from bayesmix.fit.results import flat_labels
-
-    labels = getattr(model, "_simstudy_labels", None)
-    if labels is None:
-        labels = list(flat_labels(model, model.reported)["label"])
-        try:
-            model._simstudy_labels = labels
-        except AttributeError:  # pragma: no cover - frozen objects
-            pass
-    return labels
-
-
-def _flat_reported(model, point) -> np.ndarray:
-    from bayesmix.fit.compiled import compiled
-
-    comp = compiled(model)
-    rep = comp.reported(comp.packing.pack(point))
-    return np.concatenate([np.asarray(rep[n], dtype=float).reshape(-1) for n in model.reported])
-
-
-def align_to_truth(model, point: dict, truth: dict) -> tuple[tuple[int, ...], dict, float]:
-    """The class permutation of the raw ML ``point`` whose reported parameters
-    are closest to ``truth`` (sum of squared differences over its labels).
-
-    Returns (perm, permuted point, distance); new class c is old class perm[c]
-    (``model.permute_classes``). Every permutation is tried for K <= 5, a
-    Hungarian assignment on the class-specific truth labels is used beyond.
-    Ties keep the identity.
-    """
-    k = int(model.n_classes)
-    ident = tuple(range(k))
-    labels = _table_labels(model)
-    where = {lab: i for i, lab in enumerate(labels)}
-    keys = [lab for lab in truth if lab in where]
-    if k < 2 or not keys:
-        return ident, point, float("nan")
-    idx = np.array([where[lab] for lab in keys])
-    target = np.array([truth[lab] for lab in keys], float)
-
-    def dist(values):
-        return float(np.sum((_flat_reported(model, values)[idx] - target) ** 2))
-
-    if k <= MAX_EXHAUSTIVE_K:
-        candidates = list(itertools.permutations(range(k)))
-    else:
-        candidates = [ident, _hungarian(model, point, truth, labels)]
-    best = (ident, point, dist(point))
-    for perm in candidates:
-        if perm == ident:
-            continue
-        values = model.permute_classes(point, np.array(perm))
-        d = dist(values)
-        if d < best[2] - 1e-12 * max(1.0, best[2]):
-            best = (tuple(int(c) for c in perm), values, d)
-    return best
-
-
-def _hungarian(model, point, truth, labels) -> tuple[int, ...]:
-    """Assignment of fitted classes to true classes on class-specific labels."""
-    from bayesmix.fit.results import flat_labels
-
-    k = int(model.n_classes)
-    table = flat_labels(model, model.reported)
-    table["estimate"] = _flat_reported(model, point)
-    cost = np.zeros((k, k))
-    by_key = {(r.parameter, r.term, r["class"]): r.estimate for _, r in table.iterrows()}
-    for _, r in table[table["label"].isin(truth) & table["class"].notna()].iterrows():
-        new = int(r["class"]) - 1
-        for old in range(k):
-            est = by_key.get((r.parameter, r.term, old + 1))
-            if est is not None:
-                cost[new, old] += (est - truth[r.label]) ** 2
-    _, cols = optimize.linear_sum_assignment(cost)
-    return tuple(int(c) for c in cols)
+def _is_identity(perm) -> bool:
+    """A permutation tuple, or a dict group -> tuple, that changes nothing."""
+    perms = perm.values() if isinstance(perm, dict) else [perm]
+    return all(tuple(p) == tuple(range(len(p))) for p in perms)
 
 
 # --------------------------------------------------------------------------- one replication
@@ -342,7 +249,7 @@ def _check_truth_labels(truth, labels):
 
 def _model_for(design, df, state):
     model = state.get("model")
-    if model is not None and callable(getattr(model, "set_data", None)):
+    if model is not None and model.can_set_data:
         try:
             model.set_data(df)
             state["reused"] = state.get("reused", 0) + 1
@@ -373,8 +280,6 @@ def _warning_texts(caught) -> list[str]:
 
 
 def _run_one(design, r, ss, fit_seed, state) -> dict:
-    from bayesmix.fit.ml import fit_ml
-
     t0 = time.perf_counter()
     fit = {"rep": r, "loglik": np.nan, "n_params": np.nan, "success": False, "max_abs_gradient": np.nan,
            "converged": False, "n_best": np.nan, "seconds": np.nan, "permutation": None, "warnings": (),
@@ -396,14 +301,14 @@ def _run_one(design, r, ss, fit_seed, state) -> dict:
             fit.update(loglik=float(res.loglik), n_params=int(res.n_params), success=bool(conv["success"]),
                        max_abs_gradient=float(conv["max_abs_gradient"]), n_best=int(conv["n_best"]))
             params = res.params
-            k = int(getattr(model, "n_classes", 1))
-            if k > 1 and truth:
+            k = int(model.n_classes)
+            if relabel_groups(model) and truth:
                 stage = "label alignment"
                 try:
                     perm, point, _ = align_to_truth(model, res.point, truth)
                 except NotImplementedError:
                     perm = None
-                if perm is not None and perm != tuple(range(k)):
+                if perm is not None and not _is_identity(perm):
                     again = fit_ml(model, n_starts=0, start=point, progress=False,
                                    **_fit_kwargs_for_se(design.fit_kwargs))
                     if abs(again.loglik - res.loglik) > 1e-6 * max(1.0, abs(res.loglik)):
@@ -471,8 +376,6 @@ def _check_args(design, n_reps, n_jobs, level):
     kw = getattr(design, "fit_kwargs", None) or {}
     if not isinstance(kw, dict):
         raise SpecificationError(f"design.fit_kwargs: got {type(kw).__name__}; give a dict of fit_ml arguments.")
-    from bayesmix.fit.ml import fit_ml
-
     valid = [p for p in inspect.signature(fit_ml).parameters if p not in ("model",) + _RESERVED_FIT_KWARGS]
     bad = [k for k in kw if k not in valid]
     if bad:
@@ -570,7 +473,7 @@ def _run_pool(design, pending, n_jobs, state, bar) -> dict[int, dict]:
     its global dispatch registries (about 4 MiB per build); the pool is then
     renewed every ``_RECYCLE_REPS`` replications per worker, which returns that
     memory (400 two-level replications otherwise grew each worker to 1.4 GiB)."""
-    reuse = callable(getattr(state.get("model"), "set_data", None))
+    reuse = state.get("model") is not None and state["model"].can_set_data
     batch = len(pending) if reuse else _RECYCLE_REPS * n_jobs
     out = {}
     for i in range(0, len(pending), batch):

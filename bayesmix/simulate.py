@@ -8,12 +8,7 @@ import pandas as pd
 from scipy import special
 
 from bayesmix.exceptions import SpecificationError
-
-
-def draw_classes(logits: np.ndarray, rng) -> np.ndarray:
-    """0-based classes drawn from reference-coded logits (n, K-1) (last class 0)."""
-    prob = special.softmax(np.concatenate([logits, np.zeros((len(logits), 1))], axis=1), axis=1)
-    return (prob.cumsum(axis=1) > rng.random((len(logits), 1))).argmax(axis=1)
+from bayesmix.families.blocks import draw_classes
 
 
 def simulate_lca(
@@ -229,3 +224,26 @@ def simulate_mixture_regression(
         truth["psi[alpha_1, alpha_1]"] = psi
     truth["class"] = cls + 1
     return df, truth
+
+
+def lca_truth(tau, alpha, *, psi=None, items=None) -> dict[str, float]:
+    """Truth dict with parameter-table labels for a binary LCA, e.g. from
+    ``bayesmix.simulate.simulate_lca``'s ``tau`` (K, P), ``alpha`` (K-1,) and
+    ``psi`` (K-1, K-1). Items default to y1..yP (simulate_lca's names). Class
+    shares are included when there are no random intercepts (psi None)."""
+    tau = np.atleast_2d(np.asarray(tau, float))
+    alpha = np.atleast_1d(np.asarray(alpha, float))
+    k, p = tau.shape
+    items = [f"y{j + 1}" for j in range(p)] if items is None else list(items)
+    if len(items) != p:
+        raise SpecificationError(f"items: got {len(items)} names; give {p} (one per column of tau).")
+    out = {f"tau[{c + 1}, {items[j]}$1]": float(tau[c, j]) for c in range(k) for j in range(p)}
+    out.update({f"alpha[{c + 1}]": float(alpha[c]) for c in range(k - 1)})
+    if psi is not None:
+        psi = np.atleast_2d(np.asarray(psi, float))
+        out.update({f"psi[alpha_{a + 1}, alpha_{b + 1}]": float(psi[a, b])
+                    for a in range(k - 1) for b in range(k - 1)})
+    elif k > 1:
+        share = special.softmax(np.append(alpha, 0.0))
+        out.update({f"class_share[{c + 1}]": float(share[c]) for c in range(k)})
+    return out

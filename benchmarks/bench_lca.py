@@ -406,7 +406,7 @@ def _nuts(m, res, args, record) -> dict:
     out["warnings"] = sorted({f"{x.category.__name__}: {str(x.message)[:160]}" for x in w})
 
     post = dt["posterior"]
-    names = [n for n in getattr(m, "reported", m.free_names) if n in post.data_vars]
+    names = [n for n in m.reported_names if n in post.data_vars]
 
     def _min_over(obj):
         ds = obj.to_dataset() if hasattr(obj, "to_dataset") else obj

@@ -2,14 +2,18 @@
 
 ``tests/test_registry.py`` iterates ``REGISTRY`` so that every family gets the
 shared checks (a plain PyMC model, unconstrained parameters, starts and bounds,
-class-permutation invariance). A new family is a new module that subclasses
-``FamilyModel``, one line here and one example there.
+class-permutation invariance, fitting, summary, sampling). A new family is a new
+module that subclasses ``FamilyModel`` and one line here (ARCHITECTURE.md,
+"Adding a family").
 """
 
-from bayesmix.families.base import FamilyModel
+import importlib
+import sys
+
+from bayesmix.families.base import ClassVariable, FamilyModel, ParameterInfo, Reported
 from bayesmix.families.lca import LCAModel, lca
-from bayesmix.families.regression import RegressionModel, mixture_regression
-from bayesmix.families.within_between import within_between
+from bayesmix.families.mixture_regression import RegressionModel, mixture_regression
+from bayesmix.families.within_between import WithinBetweenModel, within_between
 
 REGISTRY = {
     "lca": lca,
@@ -17,4 +21,14 @@ REGISTRY = {
     "within_between": within_between,
 }
 
-__all__ = ["REGISTRY", "FamilyModel", "LCAModel", "RegressionModel", "lca", "mixture_regression", "within_between"]
+
+
+def example(name: str, two_level: bool = False):
+    """The tiny example model of registered family ``name`` (its module's
+    ``example(two_level)``; None when the family has no such variant)."""
+    module = sys.modules.get(REGISTRY[name].__module__) or importlib.import_module(REGISTRY[name].__module__)
+    return module.example(two_level)
+
+
+__all__ = ["example", "REGISTRY", "ClassVariable", "FamilyModel", "LCAModel", "ParameterInfo", "RegressionModel", "Reported",
+           "WithinBetweenModel", "lca", "mixture_regression", "within_between"]

@@ -1,26 +1,41 @@
-"""What every model family provides, and the machinery they share.
+"""The family contract: everything fit/, compare, summary, derived, plots and
+simstudy may ask of a model family, declared here with its meaning.
 
 A family builds a plain ``pm.Model`` whose free random variables are all
 *unconstrained* (real line, no PyMC transform): thresholds, class logits,
 log-variances, Cholesky factors with log diagonal. The likelihood is one
-``pm.CustomDist`` named ``loglik`` observed on the cluster (two-level) or person
-(single-level) index, whose elementwise log density is the engine's per-cluster
-log-likelihood. Hence
+``pm.CustomDist`` named ``loglik`` observed on the integration unit (cluster for
+two-level models, person otherwise), whose elementwise log density is the
+engine's per-unit log-likelihood (``FamilyModel.observe`` is the only place that
+builds it). Hence
 
 * ML maximises ``model.logp(vars=[loglik])`` over the free values directly: no
   priors, no Jacobians, same graph as the posterior (DESIGN.md section 3);
 * NUTS samples the same graph plus the priors;
-* the pointwise log-likelihood is available to ArviZ for cluster-wise LOO.
+* the pointwise log-likelihood is available to ArviZ for unit-wise LOO.
 
-Reported quantities (thresholds, variances, covariance matrices) are
-``pm.Deterministic`` nodes; their ML standard errors come by the delta method.
+What a family declares (see ARCHITECTURE.md, "Adding a family"):
+
+* ``free``: a list of ``ParameterInfo`` (dims, default prior, title, ML bounds
+  and what a bound means);
+* ``reported``: a list of ``Reported`` (the parameter table: a free parameter or
+  a ``pm.Deterministic``, with its printed title and whether it is a variance);
+* ``class_variables``: one ``ClassVariable`` per latent class variable (name,
+  dim, number of classes, the dims its membership is indexed by, the
+  deterministic with its model-implied shares, its relabelling group);
+* the hooks below marked "family": ``start_point``, ``membership_graphs``,
+  ``class_signature``, ``permute_classes``, ``simulate``; optional ones have
+  defaults here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
@@ -30,14 +45,69 @@ from bayesmix.exceptions import SpecificationError
 OBSERVED = "loglik"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ParameterInfo:
-    """A free parameter, its default prior and how to start it."""
+    """A free parameter (real line) of a family.
+
+    ``bounds`` is the box ML keeps the parameter in: (low, high), scalars or
+    arrays broadcastable to the parameter's shape; ``at_bound`` says what an
+    estimate at a bound means (printed by ``fit_ml`` with the fixed labels).
+    The prior is used by NUTS only.
+    """
 
     name: str
     dims: tuple[str, ...]
     prior: object  # a pm.Distribution.dist(...) object
-    doc: str = ""
+    title: str = ""
+    bounds: tuple = (-np.inf, np.inf)
+    at_bound: str = ""
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A quantity of the parameter table (a free parameter or a Deterministic).
+
+    ``variance``: a (co)variance of random effects; adding one to a model tests
+    at the boundary of the parameter space (``lr_test``), and a square one is
+    printed once (lower triangle, Mplus' "A WITH B")."""
+
+    name: str
+    title: str
+    variance: bool = False
+
+
+@dataclass(frozen=True)
+class ClassVariable:
+    """A latent class variable of the model.
+
+    name : "C", "D", "C1".."CT" (paper symbols)
+    dim : the model dim of its classes (``dims.CLASS``, ``dims.CLASS_BETWEEN``, ...)
+    membership_dims : what one draw of it belongs to: (person,), (cluster,),
+        (person, time) or (person, item)
+    share : the Deterministic with the model-implied class proportions (dims (dim,))
+    group : relabelling group; the variables of one group are permuted together
+        (LTA under measurement invariance); default: the variable's own name
+    logit_variance, logit_intercept : reported names of the covariance of the
+        random intercepts in its class logits (eq. 20's Var(alpha_cj)) and of the
+        fixed intercepts, when it has them (ICC, conditional class curves)
+    """
+
+    name: str
+    dim: str
+    n_classes: int
+    membership_dims: tuple[str, ...]
+    share: str
+    group: str = ""
+    label: str = ""
+    logit_variance: str | None = None
+    logit_intercept: str | None = None
+
+    @property
+    def relabel_group(self) -> str:
+        return self.group or self.name
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -50,67 +120,195 @@ class FamilyModel:
         The plain PyMC model (inspect with ``pm.model_to_graphviz(obj.model)``).
     data : bayesmix.data.PreparedData
     spec : the family's frozen specification dataclass.
+    free, reported : declarations (``ParameterInfo``, ``Reported``).
+    cache : compiled functions and sampler models made by fit/ for this model
+        (cleared by ``set_data`` where the data are compiled in).
     """
 
     model: pm.Model
     data: object
     spec: object
     free: list[ParameterInfo] = field(default_factory=list)
-    reported: list[str] = field(default_factory=list)
+    reported: list[Reported] = field(default_factory=list)
     family: str = ""
+    cache: dict = field(default_factory=dict, repr=False)
 
-    # ---- things families override -------------------------------------------------
-    def start_point(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+    #: what the analysed variables are called in printed output
+    item_noun = "items"
 
-    def permute_classes(self, values: dict[str, np.ndarray], perm: np.ndarray) -> dict[str, np.ndarray]:
-        """Relabel classes in raw free values (leading sample axes allowed)."""
-        raise NotImplementedError
-
-    def class_signature(self, values: dict[str, np.ndarray]) -> np.ndarray:
-        """(..., K, F) features that characterise each class, to match labels."""
-        raise NotImplementedError
-
-    def bounds(self, packing) -> tuple[np.ndarray, np.ndarray]:
-        """Box bounds (low, high) on the flat raw vector used by ML; none by default."""
-        return np.full(packing.size, -np.inf), np.full(packing.size, np.inf)
-
+    # ---- family hooks (every family writes these) --------------------------------
     @property
-    def n_classes(self) -> int:
-        return self.spec.n_classes
+    def class_variables(self) -> tuple[ClassVariable, ...]:
+        """The model's latent class variables, the primary one (C) first."""
+        raise NotImplementedError
+
+    def start_point(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A random starting set of raw free values (Mplus-style random starts)."""
+        raise NotImplementedError
+
+    def membership_graphs(self, tensors: dict) -> dict[str, object]:
+        """Posterior class probabilities given each unit's data, per class
+        variable: name -> tensor (*membership_dims, K), in terms of
+        ``self.likelihood_tensors``."""
+        raise NotImplementedError
+
+    def class_signature(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per relabelling group: (..., K, F) features characterising each class,
+        from natural-scale values (leading sample axes allowed); used to match
+        labels (NUTS draws to the ML solution)."""
+        raise NotImplementedError
+
+    def permute_classes(self, values: dict[str, np.ndarray], perms) -> dict[str, np.ndarray]:
+        """Relabel raw free values (leading sample axes allowed): ``perms`` maps a
+        relabelling group to a permutation (new class c is old class perm[c]); a
+        bare array is the permutation of the first group."""
+        raise NotImplementedError
+
+    def simulate(self, natural: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Replicate the analysed responses at natural parameters: (y (N, P) in
+        the data's column order, class (N,) 0-based of the primary variable)."""
+        raise NotImplementedError
+
+    # ---- optional hooks ----------------------------------------------------------
+    @property
+    def integration_dim(self) -> int:
+        """Dimensions integrated numerically per unit (0: the likelihood is exact)."""
+        return 0
 
     @property
     def class_level(self) -> str:
-        """Level of the latent class (paper Table 4): "within" (one class per
-        person; the default) or "between" (one class per cluster, eq. 16). A
-        family with a between-level class also provides
-        ``cluster_membership_graph(q)``, the (J, K) posterior class probabilities
-        of the clusters, in terms of ``likelihood_tensors``."""
+        """Level of the primary class variable (paper Table 4): "within",
+        "between", "within-between" or "within+between" (section 6)."""
         return "within"
 
-    @property
-    def integration_dim(self) -> int:
-        """Dimensions integrated numerically per cluster (0: none)."""
-        return 0
+    def describe_integration(self) -> str | None:
+        """One line on how random effects are integrated (None: nothing to say)."""
+        dim = self.integration_dim
+        return self.spec.integration.describe(dim) if dim else None
 
-    def _build_extra(self) -> dict:
-        """Keyword arguments of ``build`` beyond (data, spec, priors)."""
-        return {}
+    def analysis_lines(self) -> list[tuple[str, object]]:
+        """(label, value) rows of the summary's SUMMARY OF ANALYSIS."""
+        d = self.data
+        rows = [("Number of observations", d.n_persons)]
+        if d.cluster_idx is not None:
+            rows.append(("Number of clusters", d.n_clusters))
+        rows.append((f"Number of {self.item_noun}", len(d.items)))
+        if d.n_dropped:
+            rows.append(("Rows excluded (see data.dropped)", d.n_dropped))
+        link = getattr(self.spec, "link", None)
+        if link is not None:
+            rows.append(("Link (categorical items)", link))
+        return rows
+
+    def profile_table(self, natural: dict) -> pd.DataFrame:
+        """Tidy item, category, class, probability table of the class profiles
+        (empty when the family has no categorical response probabilities)."""
+        return pd.DataFrame(columns=["item", "category", "class", "probability"])
+
+    @property
+    def n_obs(self) -> int:
+        """The n of BIC: persons."""
+        return int(self.data.n_persons)
+
+    @property
+    def can_set_data(self) -> bool:
+        """Whether ``set_data`` can swap in new data of the same structure."""
+        return False
+
+    def set_data(self, data) -> None:
+        raise SpecificationError(f"set_data: the {self.family} family cannot swap data; build a new model.")
+
+    # ---- derived from the declarations ------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        """Classes of the primary class variable."""
+        return self.class_variables[0].n_classes
+
+    @property
+    def reported_names(self) -> list[str]:
+        return [r.name for r in self.reported]
+
+    @property
+    def free_names(self) -> list[str]:
+        return [p.name for p in self.free]
+
+    def reported_info(self, name: str) -> Reported | None:
+        return next((r for r in self.reported if r.name == name), None)
+
+    def free_info(self, name: str) -> ParameterInfo:
+        return next(p for p in self.free if p.name == name)
+
+    def class_variable(self, name: str | None = None) -> ClassVariable:
+        cvs = self.class_variables
+        if name is None:
+            return cvs[0]
+        for cv in cvs:
+            if cv.name == name:
+                return cv
+        raise SpecificationError(f"class variable: got {name!r}; this model has {[c.name for c in cvs]}.")
+
+    def _perm_dict(self, perms) -> dict[str, np.ndarray]:
+        """``perms`` as a dict group -> permutation (identity for groups not given)."""
+        groups = list(dict.fromkeys(cv.relabel_group for cv in self.class_variables))
+        if not isinstance(perms, Mapping):
+            perms = {groups[0]: perms}
+        sizes = {cv.relabel_group: cv.n_classes for cv in self.class_variables}
+        bad = [g for g in perms if g not in sizes]
+        if bad:
+            raise SpecificationError(f"perms: got group(s) {bad}; valid groups are {groups}.")
+        return {g: np.asarray(perms.get(g, np.arange(sizes[g]))) for g in groups}
+
+    def bounds(self, packing) -> tuple[np.ndarray, np.ndarray]:
+        """Box bounds (low, high) on the flat raw vector used by ML, from the
+        ``ParameterInfo.bounds`` of each free parameter."""
+        low, high = [], []
+        for info, shape in zip(self.free, packing.shapes):
+            lo, hi = info.bounds
+            low.append(np.broadcast_to(np.asarray(lo, float), shape).reshape(-1))
+            high.append(np.broadcast_to(np.asarray(hi, float), shape).reshape(-1))
+        if not low:
+            return np.zeros(0), np.zeros(0)
+        return np.concatenate(low), np.concatenate(high)
+
+    def labels(self, names: list[str]) -> pd.DataFrame:
+        """One row per element of each named variable: ArviZ-style label (e.g.
+        ``tau[1, y1$1]``), parameter, the class of the primary class variable (if
+        the variable has that dim) and the other coordinates joined."""
+        class_dim = self.class_variables[0].dim
+        rows = []
+        for name in names:
+            var_dims = self.model.named_vars_to_dims.get(name, ())
+            coords = [list(self.model.coords[d]) for d in var_dims]
+            for idx in np.ndindex(*[len(c) for c in coords]) if coords else [()]:
+                lab = {d: coords[i][j] for i, (d, j) in enumerate(zip(var_dims, idx))}
+                label = f"{name}[{', '.join(str(v) for v in lab.values())}]" if lab else name
+                cls = lab.pop(class_dim, None)
+                rows.append({"label": label, "parameter": name, "class": cls,
+                             "term": ", ".join(str(v) for v in lab.values()) if lab else ""})
+        return pd.DataFrame(rows, columns=["label", "parameter", "class", "term"])
+
+    def coord_index(self, dim: str) -> pd.Index:
+        """Index of a membership dim: the data's row index for persons, the
+        cluster labels for clusters, the model's coords otherwise."""
+        if dim == dims.PERSON:
+            return self.data.row_index
+        if dim == dims.CLUSTER:
+            return pd.Index(list(self.data.cluster_labels), name=self.data.cluster_name)
+        return pd.Index(list(self.model.coords[dim]), name=dim)
 
     def with_spec(self, **changes) -> "FamilyModel":
         """The same family on the same prepared data with some spec fields changed
         (e.g. ``integration=...``); default priors."""
-        import dataclasses
-
         spec = dataclasses.replace(self.spec, **changes)
         if hasattr(spec, "prior_names"):
             spec = dataclasses.replace(spec, prior_names=())
-        new = type(self).build(self.data, spec, None, **self._build_extra())
-        if hasattr(self, "_prepare_args"):  # what set_data needs to re-prepare data
-            new._prepare_args = self._prepare_args
-        return new
+        return self._rebuild(spec)
 
-    # ---- shared ------------------------------------------------------------------
+    def _rebuild(self, spec) -> "FamilyModel":
+        """A new model object of this family for ``spec`` on ``self.data``."""
+        return type(self).build(self.data, spec, None)
+
+    # ---- shared machinery ----------------------------------------------------------
     def register(self, priors: dict | None):
         """Register the declared free parameters (``self.free``) with their default
         or user priors, then build the family's graph (``_build_graph``)."""
@@ -119,9 +317,26 @@ class FamilyModel:
             params = {p.name: add_free(self.model, p, priors) for p in self.free}
             self._build_graph(params)
 
-    @property
-    def free_names(self) -> list[str]:
-        return [p.name for p in self.free]
+    def observe(self, tensors: dict, unit_loglik) -> None:
+        """Add the likelihood: one ``pm.CustomDist`` named ``loglik`` on the unit
+        dim, whose elementwise logp is ``unit_loglik(tensors)`` (n_units,).
+
+        ``tensors`` (name -> tensor) are the likelihood's inputs; they are kept as
+        ``self.likelihood_tensors`` for the membership graphs. Call inside the
+        model context."""
+        names = [n for n, v in tensors.items() if v is not None]
+        self.likelihood_tensors = {n: tensors[n] for n in names}
+        inputs = [pt.as_tensor(tensors[n]) for n in names]
+
+        def logp(value, *params):
+            # CustomDist adds a leading batch axis of length 1 to each parameter
+            return unit_loglik({n: t[0] for n, t in zip(names, params)})
+
+        signature = ",".join("(" + ",".join(f"d{i}_{j}" for j in range(t.ndim)) + ")"
+                             for i, t in enumerate(inputs)) + "->()"
+        n_units = len(self.model.coords[self.unit_dim])
+        pm.CustomDist(OBSERVED, *inputs, logp=logp, observed=np.arange(n_units), signature=signature,
+                      dims=self.unit_dim)
 
     @property
     def unit_dim(self) -> str:
@@ -180,3 +395,10 @@ def check_priors(priors: dict | None, valid: list[str]):
             f"priors: unknown parameter(s) {bad}; valid names for this model are {valid}."
         )
     return priors
+
+
+def check_int(name: str, value, low: int = 1, hint: str = "") -> int:
+    """An integer argument >= ``low``, or a ``SpecificationError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise SpecificationError(f"{name}: got {value!r}; give an integer >= {low}{hint}.")
+    return int(value)

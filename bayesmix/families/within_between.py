@@ -19,8 +19,16 @@ ll_j = log sum_d P(D_j = d) int prod_i sum_c P(C_ij = c | d) f(y_ij | c, eta) dN
 Parameters added to those of ``mixture_regression``: ``alpha_between``
 Normal(0, 3), ``beta_between`` Normal(0, 2.5), ``gamma_cd`` Normal(0, 3),
 ``mu_between`` Normal(0, 2 scale). Reported: those and ``class_between_share``.
-The model object is the mixture regression's (``RegressionModel``) with
-``n_between`` > 1; ``cluster_membership()`` gives P(D_j = d | data).
+``WithinBetweenModel`` is the mixture regression model with the D hooks filled
+in; ``cluster_membership()`` gives P(D_j = d | data).
+
+Relabelling D. The reference class M carries gamma_.M = 0 and mu_between_M = 0,
+so a new labelling of D moves the old reference's values into the within-level
+parameters: with s = old values of the new reference class perm[M-1],
+alpha_c += gamma_c,s and gamma_cd -= gamma_c,s; and mu_between_d -= kappa_s while
+kappa_s (the shift of the random-coefficient means) enters the outcome
+intercepts (mu, or -tau for a categorical outcome's thresholds) and slopes
+(beta) it is the mean of. The likelihood is unchanged (tested).
 """
 
 from __future__ import annotations
@@ -30,10 +38,11 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesmix import dims
-from bayesmix.core.marginal import class_log_prior
-from bayesmix.families.base import ParameterInfo
-
-BETWEEN_COVARIATE = "between_covariate"
+from bayesmix.families.examples import example_data
+from bayesmix.families.base import ClassVariable, ParameterInfo, Reported
+from bayesmix.families.blocks import ClassLogits, check_n_classes, draw_classes
+from bayesmix.families.mixture_regression import RegressionModel
+from bayesmix.families.regression_spec import build_regression
 
 
 def within_between(
@@ -62,89 +71,209 @@ def within_between(
     (cluster-level predictors of D_j, eq. 26). ``class_specific_variance`` gives
     each D class its own random-coefficient covariance V_d (eq. 25).
     """
-    from bayesmix.exceptions import SpecificationError
-    from bayesmix.families.regression import _build
-
-    if isinstance(n_between, bool) or not isinstance(n_between, (int, np.integer)) or n_between < 2:
-        raise SpecificationError(f"n_between: got {n_between!r}; give an integer >= 2 (with one between class "
-                                 "use mixture_regression).")
-    return _build(data, outcomes, covariates, n_classes, n_between, cluster=cluster, class_level="within",
-                  random=random, cluster_covariates=cluster_covariates, class_covariates=class_covariates,
-                  outcome_types=outcome_types, link=link, re_cov=re_cov,
-                  class_specific_variance=class_specific_variance, integration=integration, priors=priors,
-                  between_covariates=between_covariates)
+    check_n_classes(n_between, "n_between", low=2, hint=" (with one between class use mixture_regression)")
+    return build_regression(WithinBetweenModel, data, outcomes, covariates, n_classes, n_between, cluster=cluster,
+                            class_level="within", random=random, cluster_covariates=cluster_covariates,
+                            class_covariates=class_covariates, outcome_types=outcome_types, link=link,
+                            re_cov=re_cov, class_specific_variance=class_specific_variance,
+                            integration=integration, priors=priors, between_covariates=between_covariates)
 
 
-def between_parameters(fam) -> list:
-    k = fam.spec.n_classes
-    free = [ParameterInfo("alpha_between", (dims.CLASS_BETWEEN_LOGIT,), pm.Normal.dist(0.0, 3.0),
-                          "between-class logit intercepts, eq. (26)")]
-    if fam.between_covariates:
-        free.append(ParameterInfo("beta_between", (dims.CLASS_BETWEEN_LOGIT, BETWEEN_COVARIATE),
-                                  pm.Normal.dist(0.0, 2.5), "between-class logit slopes, eq. (26)"))
-    if k > 1:
-        free.append(ParameterInfo("gamma_cd", (dims.CLASS_LOGIT, dims.CLASS_BETWEEN_LOGIT), pm.Normal.dist(0.0, 3.0),
-                                  "effect of D_j on the logits of C_ij, eq. (24)"))
-    if fam.spec.random:
-        free.append(ParameterInfo("mu_between", (dims.CLASS_BETWEEN_LOGIT, dims.RE_COEF),
-                                  pm.Normal.dist(0.0, 2.0 * fam._re_scale()),
-                                  "D-specific means of the random coefficients, eq. (25)"))
-    return free
+class WithinBetweenModel(RegressionModel):
+    """The section 6 model: a mixture regression with a between class D_j."""
+
+    family_name = "within_between"
+
+    @property
+    def class_level(self) -> str:
+        return "within+between"
+
+    @property
+    def class_variables(self) -> tuple[ClassVariable, ...]:
+        return (*super().class_variables,
+                ClassVariable("D", dims.CLASS_BETWEEN, self.spec.n_between, (dims.CLUSTER,), "class_between_share",
+                              label="between class D"))
+
+    def _blocks(self):
+        super()._blocks()
+        self.between_logits = ClassLogits(self.spec.n_between, len(self.spec.between_covariates),
+                                          intercept="alpha_between", slope="beta_between",
+                                          logit_dim=dims.CLASS_BETWEEN_LOGIT, covariate_dim=dims.BETWEEN_COVARIATE,
+                                          level_eq="eq. 26", symbol="D")
+
+    def _coords(self):
+        coords = super()._coords()
+        coords[dims.CLASS_BETWEEN] = list(range(1, self.spec.n_between + 1))
+        coords.update(self.between_logits.coords())
+        if self.spec.between_covariates:
+            coords[dims.BETWEEN_COVARIATE] = list(self.spec.between_covariates)
+        return coords
+
+    # ------------------------------------------------------------------ D hooks
+    def _between_parameters(self) -> list[ParameterInfo]:
+        free = self.between_logits.fixed_parameters()
+        if self.spec.n_classes > 1:
+            free.append(ParameterInfo("gamma_cd", (dims.CLASS_LOGIT, dims.CLASS_BETWEEN_LOGIT),
+                                      pm.Normal.dist(0.0, 3.0), "effect of D_j on the logits of C_ij, eq. (24)"))
+        if self.spec.random:
+            free.append(ParameterInfo("mu_between", (dims.CLASS_BETWEEN_LOGIT, dims.RE_COEF),
+                                      pm.Normal.dist(0.0, 2.0 * self._re_scale()),
+                                      "D-specific means of the random coefficients, eq. (25)"))
+        return free
+
+    def _between_reported(self) -> list[Reported]:
+        out = [Reported("alpha_between", "Means (logits of the between class D, eq. 26)")]
+        if self.spec.between_covariates:
+            out.append(Reported("beta_between", "D ON (eq. 26)"))
+        if self.spec.n_classes > 1:
+            out.append(Reported("gamma_cd", "C ON D (eq. 24)"))
+        if self.spec.random:
+            out.append(Reported("mu_between", "Random-coefficient means by D (eq. 25)"))
+        return out
+
+    def _between_prior(self, q):
+        return ClassLogits.log_prior(self.between_logits.logits(q, self.shared["wb"]))
+
+    def _d_terms(self, q, d: int):
+        m = self.spec.n_between
+        gamma_d = kappa_d = None
+        if self.spec.n_classes > 1:
+            gamma_d = q["gamma_cd"][:, d] if d < m - 1 else pt.zeros((self.spec.n_classes - 1,))
+        if self.spec.random:
+            kappa_d = q["mu_between"][d] if d < m - 1 else pt.zeros((len(self.re_terms),))
+        return gamma_d, kappa_d
+
+    def _between_shares(self, q) -> list[Reported]:
+        share = pt.mean(pt.exp(self._between_prior(q)) * pt.ones((self.data.n_clusters, 1)), axis=0)
+        pm.Deterministic("class_between_share", share, dims=(dims.CLASS_BETWEEN,))
+        return [Reported("class_between_share", "Between-class (D) proportions")]
+
+    def _class_share(self, q):
+        """P(C = c) averaged over persons and over D given the cluster covariates."""
+        if self.spec.n_classes == 1:
+            return pt.ones((1,))
+        prior_d = pt.exp(self._between_prior(q))  # (1 or J, M)
+        if prior_d.type.shape[0] != 1:
+            prior_d = prior_d[self.data.cluster_idx]
+        total = 0.0
+        for d in range(self.spec.n_between):
+            gamma_d, _ = self._d_terms(q, d)
+            total = total + prior_d[:, d: d + 1] * pt.exp(ClassLogits.log_prior(self._class_logits(q, gamma_d[None, :])))
+        return pt.mean(total * pt.ones((self.data.n_persons, 1)), axis=0)
+
+    # ------------------------------------------------------------------ likelihood and membership
+    def _per_d(self, q):
+        return pt.stack([self._within_ll(q, d) for d in range(self.spec.n_between)], axis=1)  # (J, M)
+
+    def _unit_loglik(self, q):
+        return pt.logsumexp(self._between_prior(q) + self._per_d(q), axis=-1)
+
+    def membership_graphs(self, q):
+        """{"C": (N, K) P(C_ij = c | y_j), "D": (J, M) P(D_j = d | y_j)}."""
+        post_d = pt.special.softmax(self._between_prior(q) + self._per_d(q), axis=-1)
+        if self.spec.n_classes == 1:
+            post_c = pt.ones((self.data.n_persons, 1))
+        else:
+            person_d = post_d[self.data.cluster_idx]  # (N, M)
+            post_c = sum(person_d[:, d: d + 1] * self._within_membership_d(q, d) for d in range(self.spec.n_between))
+        return {"C": post_c, "D": post_d}
+
+    # ------------------------------------------------------------------ fitting hooks
+    def start_point(self, rng):
+        start = super().start_point(rng)
+        m, k = self.spec.n_between, self.spec.n_classes
+        start.update(self.between_logits.start_fixed(rng))
+        if k > 1:
+            start["gamma_cd"] = rng.normal(0.0, 1.0, size=(k - 1, m - 1))
+        if self.spec.random:
+            start["mu_between"] = rng.uniform(-1.0, 1.0, size=(m - 1, len(self.re_terms))) * self._re_scale()
+        return start
+
+    def class_signature(self, values):
+        """C as the mixture regression's; D by its standardised random-coefficient
+        means and its effects on the logits of C, centred over the D classes (so
+        the features do not depend on which class is the reference)."""
+        out = dict(super().class_signature(values))
+        feats = []
+        if "mu_between" in values:
+            kappa = values["mu_between"] / self._re_scale()
+            feats.append(np.concatenate([kappa, np.zeros_like(kappa[..., :1, :])], axis=-2))
+        if "gamma_cd" in values:
+            g = np.swapaxes(values["gamma_cd"], -1, -2)  # (..., M-1, K-1)
+            feats.append(np.concatenate([g, np.zeros_like(g[..., :1, :])], axis=-2))
+        feats = np.concatenate(feats, axis=-1)
+        out["D"] = feats - feats.mean(axis=-2, keepdims=True)
+        return out
+
+    def permute_classes(self, values, perms):
+        """Relabel C (as the mixture regression) and D (see the module docstring)."""
+        perms = self._perm_dict(perms)
+        out = super().permute_classes(values, perms)
+        perm = perms["D"]
+        if np.array_equal(perm, np.arange(perm.size)):
+            return out
+        out = self.between_logits.permute(out, perm)
+        ref = perm[-1]
+        if "gamma_cd" in out:
+            g = out["gamma_cd"]
+            full = np.concatenate([g, np.zeros_like(g[..., :1])], axis=-1)  # (..., K-1, M)
+            shift = full[..., ref]
+            out["alpha"] = out["alpha"] + shift
+            out["gamma_cd"] = (full[..., perm] - shift[..., None])[..., :-1]
+        if "mu_between" in out:
+            kap = out["mu_between"]
+            full = np.concatenate([kap, np.zeros_like(kap[..., :1, :])], axis=-2)  # (..., M, Dc)
+            shift = full[..., ref, :]
+            out["mu_between"] = (full[..., perm, :] - shift[..., None, :])[..., :-1, :]
+            out = self._absorb_mean_shift(out, shift)
+        if self.spec.class_specific_variance:  # V_d follows its D class
+            for name in ("v_log_sd", "v_offdiag"):
+                if name in out:
+                    out[name] = np.take(out[name], perm, axis=-2)
+        return out
+
+    def _absorb_mean_shift(self, values, shift):
+        """Add ``shift`` (..., Dc) to the means of the random coefficients, which
+        live in the class-specific intercepts and slopes of the outcomes."""
+        out = dict(values)
+        pn, cov = self.cont_idx.size, list(self.spec.covariates)
+        for r, (p, term) in enumerate(self.re_terms):
+            s = shift[..., r][..., None]  # broadcast over classes
+            if term != "intercept":
+                beta = out["beta"].copy()
+                beta[..., :, p, cov.index(term)] += s
+                out["beta"] = beta
+            elif p < pn:
+                mu = out["mu"].copy()
+                mu[..., :, p] += s
+                out["mu"] = mu
+            else:  # categorical outcome: P(y = k) = F(tau_k - eta), so tau moves by -shift
+                name = self.thresholds.name
+                tau = out[name].copy()
+                cols = self.thresholds.thr_item == p - pn
+                if name == "tau_raw":
+                    cols &= self.thresholds.thr_k == 0
+                tau[..., :, cols] -= s
+                out[name] = tau
+        return out
+
+    # ------------------------------------------------------------------ simulation
+    def _draw_between(self, nat, n_cl, rng):
+        logits = self.between_logits.draw_logits(nat, self.shared["wb"].get_value(), n_cl)
+        return draw_classes(logits, rng)
+
+    def _within_logit_shift(self, nat, dcl):
+        if "gamma_cd" not in nat:
+            return None
+        gam = np.concatenate([nat["gamma_cd"], np.zeros((self.spec.n_classes - 1, 1))], axis=1)
+        return gam[:, dcl].T
+
+    def _between_mean(self, nat, dcl):
+        if "mu_between" not in nat:
+            return None
+        return np.concatenate([nat["mu_between"], np.zeros((1, len(self.re_terms)))])[dcl]
 
 
-def between_reported(fam) -> list:
-    names = ["alpha_between"]
-    if fam.between_covariates:
-        names.append("beta_between")
-    if fam.spec.n_classes > 1:
-        names.append("gamma_cd")
-    if fam.spec.random:
-        names.append("mu_between")
-    return names
-
-
-def between_log_prior(fam, q):
-    logits = q["alpha_between"][None, :]
-    if fam.between_covariates:
-        logits = logits + pt.dot(fam.shared["wb"], q["beta_between"].T)
-    return class_log_prior(logits)
-
-
-def d_terms(fam, q, d: int):
-    m = fam.spec.n_between
-    gamma_d = kappa_d = None
-    if fam.spec.n_classes > 1:
-        gamma_d = q["gamma_cd"][:, d] if d < m - 1 else pt.zeros((fam.spec.n_classes - 1,))
-    if fam.spec.random:
-        kappa_d = q["mu_between"][d] if d < m - 1 else pt.zeros((len(fam.re_terms),))
-    return gamma_d, kappa_d
-
-
-def within_share(fam, q):
-    """P(C = c) averaged over persons and over D given the cluster covariates."""
-    prior_d = pt.exp(between_log_prior(fam, q))  # (1 or J, M)
-    if prior_d.type.shape[0] != 1:
-        prior_d = prior_d[fam.data.cluster_idx]
-    total = 0.0
-    for d in range(fam.spec.n_between):
-        gamma_d, _ = d_terms(fam, q, d)
-        total = total + prior_d[:, d: d + 1] * pt.exp(class_log_prior(fam._class_logits(q, gamma_d[None, :])))
-    return pt.mean(total * pt.ones((fam.data.n_persons, 1)), axis=0)
-
-
-def between_shares(fam, q) -> list:
-    share = pt.mean(pt.exp(between_log_prior(fam, q)) * pt.ones((fam.data.n_clusters, 1)), axis=0)
-    pm.Deterministic("class_between_share", share, dims=(dims.CLASS_BETWEEN,))
-    return ["class_between_share"]
-
-
-def between_start(fam, rng) -> dict:
-    m, k = fam.spec.n_between, fam.spec.n_classes
-    out = {"alpha_between": rng.normal(0.0, 0.1, size=m - 1)}
-    if fam.between_covariates:
-        out["beta_between"] = np.zeros((m - 1, len(fam.between_covariates)))
-    if k > 1:
-        out["gamma_cd"] = rng.normal(0.0, 1.0, size=(k - 1, m - 1))
-    if fam.spec.random:
-        out["mu_between"] = rng.uniform(-1.0, 1.0, size=(m - 1, len(fam.re_terms))) * fam._re_scale()
-    return out
+def example(two_level: bool = True) -> WithinBetweenModel | None:
+    """A tiny section 6 model (2 x 2 classes, 8 clusters of 6); two-level only."""
+    return within_between(example_data(), "score", ["x"], 2, 2, cluster="cluster") if two_level else None

@@ -6,11 +6,12 @@ ML-versus-Bayes table.
 * Every chain starts at the ML solution, without jitter: random initial points
   land chains in different label permutations (R-hat 1.73 measured here, see
   PYMC_NOTES), while the ML start puts all chains in the same mode.
-* Label switching is still checked draw by draw: each draw's class profile is
-  matched to the ML profile (Hungarian assignment on squared distances) and the
-  draw relabelled if another permutation fits better. The counts per chain are
-  stored in ``posterior.attrs["label_switching"]`` and a
-  ``LabelSwitchingWarning`` is issued: never silent.
+* Label switching is still checked draw by draw, for every class variable
+  (``fit.relabel``): each draw's class profile is matched to the ML profile
+  (Hungarian assignment on squared distances) and the draw relabelled if
+  another permutation fits better. The counts per chain are stored in
+  ``posterior.attrs["label_switching"]`` and a ``LabelSwitchingWarning`` is
+  issued: never silent.
 """
 
 from __future__ import annotations
@@ -21,23 +22,24 @@ import warnings
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.optimize import linear_sum_assignment
 
 from bayesmix import dims
-from bayesmix.exceptions import LabelSwitchingWarning, SpecificationError
+from bayesmix.exceptions import SpecificationError
 from bayesmix.fit.compiled import compiled, single_blas_thread
-from bayesmix.fit.results import MLResult, flat_labels
+from bayesmix.fit.ml import fit_ml
+from bayesmix.fit.relabel import relabel
+from bayesmix.fit.results import MLResult
 
 
 def _nutpie_model(fam, init: dict):
     import nutpie
 
     key = tuple((k, np.asarray(v).tobytes()) for k, v in sorted(init.items()))
-    cache = getattr(fam, "_nutpie_cache", None)
+    cache = fam.cache.get("nutpie")
     if cache is not None and cache[0] == key:
         return cache[1]
     cm = nutpie.compile_pymc_model(fam.model, initial_points=dict(init), jitter_rvs=set())
-    fam._nutpie_cache = (key, cm)
+    fam.cache["nutpie"] = (key, cm)
     return cm
 
 
@@ -80,8 +82,6 @@ def sample(
         if not isinstance(val, (int, np.integer)) or val < 1:
             raise SpecificationError(f"{name}: got {val!r}; give a positive integer.")
     if ml is None:
-        from bayesmix.fit.ml import fit_ml
-
         ml = fit_ml(model, n_starts=10, n_final=3, seed=seed, progress=progress)
     elif ml.model is not model:
         raise SpecificationError("ml: this MLResult belongs to another model object; pass the result of fit_ml(model).")
@@ -97,62 +97,8 @@ def sample(
         add_posterior_predictive(model, dt, n_draws=ppc_draws, seed=seed)
     dt["posterior"].attrs["label_switching"] = json.dumps(report)
     dt["posterior"].attrs["bayesmix_family"] = model.family
+    dt["posterior"].attrs["bayesmix_class_variables"] = json.dumps([cv.as_dict() for cv in model.class_variables])
     return dt
-
-
-def _posterior_values(dt, names) -> dict[str, np.ndarray]:
-    post = dt["posterior"]
-    return {n: post[n].to_numpy() for n in names if n in post.data_vars}
-
-
-def relabel(model, dt, ml: MLResult) -> dict:
-    """Match each draw's classes to the ML classes; relabel in place; report."""
-    k = model.n_classes
-    post = dt["posterior"]
-    n_chain, n_draw = post.sizes[dims.CHAIN], post.sizes[dims.DRAW]
-    report = {"switched_draws_per_chain": [0] * n_chain, "permutations": {}}
-    if getattr(model.spec, "n_between", 1) > 1:
-        # not silent: only the within class C is matched draw by draw
-        warnings.warn("The between class D (within_between) is not relabelled draw by draw; all chains start at "
-                      "the ML labelling. Check the R-hat of alpha_between and mu_between for switches.",
-                      LabelSwitchingWarning, stacklevel=3)
-    if k == 1:
-        return report
-    free = _posterior_values(dt, model.free_names)
-    sig_names = getattr(model, "signature_names", ("tau", "nu"))
-    nat = _posterior_values(dt, sig_names)
-    sig = model.class_signature(nat)  # (chain, draw, K, F)
-    ref = model.class_signature({n: ml.natural[n] for n in sig_names if n in ml.natural})
-    cost = ((ref[None, None, :, None, :] - sig[:, :, None, :, :]) ** 2).sum(-1)  # (c, d, new, old)
-    perms = np.empty((n_chain, n_draw, k), dtype=int)
-    for c in range(n_chain):
-        for d in range(n_draw):
-            _, perms[c, d] = linear_sum_assignment(cost[c, d])
-    identity = np.arange(k)
-    switched = np.any(perms != identity, axis=-1)
-    report["switched_draws_per_chain"] = switched.sum(axis=1).tolist()
-    if not switched.any():
-        return report
-    comp = compiled(model)
-    new_free = {n: v.copy() for n, v in free.items()}
-    for perm in np.unique(perms[switched], axis=0):
-        mask = np.all(perms == perm, axis=-1)
-        report["permutations"][str(perm.tolist())] = int(mask.sum())
-        sub = model.permute_classes({n: v[mask] for n, v in free.items()}, perm)
-        for n in new_free:
-            new_free[n][mask] = sub[n]
-    flat = np.concatenate([new_free[n].reshape(n_chain, n_draw, -1) for n in model.free_names], axis=-1)
-    dets = {}
-    for c, d in zip(*np.nonzero(switched)):
-        for name, val in comp.deterministics(flat[c, d]).items():
-            dets.setdefault(name, post[name].to_numpy().copy())[c, d] = val
-    for name, val in {**new_free, **dets}.items():
-        post[name] = post[name].copy(data=val)
-    warnings.warn(
-        f"Label switching: {int(switched.sum())} of {switched.size} draws had classes in another order than "
-        f"the ML solution (per chain: {report['switched_draws_per_chain']}); they were relabelled to match it. "
-        "See dt.posterior.attrs['label_switching'].", LabelSwitchingWarning, stacklevel=3)
-    return report
 
 
 def _flat_draws(model, dt) -> np.ndarray:
@@ -186,12 +132,12 @@ def add_posterior_predictive(model, dt, n_draws: int = 200, seed: int | None = 0
     persons = list(model.model.coords[dims.PERSON])
     items = [str(it.name) for it in model.data.items]
     dt["posterior_predictive"] = xr.DataTree(xr.Dataset(
-        {"y": ((dims.CHAIN, dims.DRAW, dims.PERSON, "observed_item"), reps)},
+        {"y": ((dims.CHAIN, dims.DRAW, dims.PERSON, dims.OBSERVED_ITEM), reps)},
         coords={dims.CHAIN: dt["posterior"][dims.CHAIN].values, dims.DRAW: dt["posterior"][dims.DRAW].values[idx],
-                dims.PERSON: persons, "observed_item": items}))
+                dims.PERSON: persons, dims.OBSERVED_ITEM: items}))
     y_obs = np.where(model.data.observed, model.data.y, np.nan)
     dt["observed_data"] = xr.DataTree(xr.Dataset(
-        {"y": ((dims.PERSON, "observed_item"), y_obs)}, coords={dims.PERSON: persons, "observed_item": items}))
+        {"y": ((dims.PERSON, dims.OBSERVED_ITEM), y_obs)}, coords={dims.PERSON: persons, dims.OBSERVED_ITEM: items}))
     return dt
 
 
@@ -201,7 +147,7 @@ def compare_ml_bayes(ml: MLResult, dt) -> pd.DataFrame:
     import arviz as az
 
     fam = ml.model
-    names = [n for n in fam.reported if n in dt["posterior"].data_vars]
+    names = [n for n in fam.reported_names if n in dt["posterior"].data_vars]
     post = dt["posterior"]
     mean = np.concatenate([post[n].mean(("chain", "draw")).to_numpy().reshape(-1) for n in names])
     sd = np.concatenate([post[n].std(("chain", "draw")).to_numpy().reshape(-1) for n in names])
@@ -212,7 +158,7 @@ def compare_ml_bayes(ml: MLResult, dt) -> pd.DataFrame:
         ess = az.ess(dt, var_names=names, method="bulk")
     rh = np.concatenate([rhat[n].to_numpy().reshape(-1) for n in names])
     es = np.concatenate([ess[n].to_numpy().reshape(-1) for n in names])
-    table = flat_labels(fam, names)
+    table = fam.labels(names)
     table["class"] = table["class"].astype("Int64")
     ml_rows = ml.params.set_index("label")
     table["ml_estimate"] = ml_rows.loc[table["label"], "estimate"].to_numpy()

@@ -24,6 +24,9 @@ import pytensor.tensor as pt
 from pytensor.graph.replace import graph_replace
 from threadpoolctl import threadpool_limits
 
+from bayesmix import dims
+from bayesmix.exceptions import SpecificationError
+
 
 def _mode():
     """PyTensor's C backend (``cvm``) when a C compiler is configured, else the default.
@@ -52,8 +55,12 @@ def function(inputs, outputs, **kwargs):
 
 @dataclass
 class Packing:
+    """Layout of the flat vector: free parameter names, shapes and the ArviZ-style
+    label of every element (e.g. ``tau[2, y3$1]``)."""
+
     names: list[str]
     shapes: list[tuple[int, ...]]
+    element_labels: list[str]
 
     @property
     def sizes(self) -> list[int]:
@@ -73,16 +80,12 @@ class Packing:
             i += k
         return out
 
-    labels_: list[str] | None = None
-
     def labels(self) -> list[str]:
-        """ArviZ-style labels of the flat vector's elements, e.g. ``tau[2, y3$1]``."""
-        if self.labels_ is not None:
-            return self.labels_
-        lab = []
-        for n, s in zip(self.names, self.shapes):
-            lab += [f"{n}[{', '.join(map(str, idx))}]" for idx in np.ndindex(*s)] if s else [n]
-        return lab
+        return list(self.element_labels)
+
+    def owners(self) -> list[str]:
+        """The free parameter name of every element."""
+        return [n for n, k in zip(self.names, self.sizes) for _ in range(k)]
 
 
 class Compiled:
@@ -92,10 +95,7 @@ class Compiled:
         self.fam = fam
         model = fam.model
         shapes = [tuple(len(model.coords[d]) for d in p.dims) for p in fam.free]
-        from bayesmix.fit.results import flat_labels
-
-        self.packing = Packing(fam.free_names, shapes)
-        self.packing.labels_ = list(flat_labels(fam, fam.free_names)["label"])
+        self.packing = Packing(fam.free_names, shapes, list(fam.labels(fam.free_names)["label"]))
         self.theta = pt.vector("theta")
         self._replace = {}
         i = 0
@@ -137,7 +137,7 @@ class Compiled:
         # deterministics and reported free parameters from one compiled function
         model = self.fam.model
         names = [d.name for d in model.deterministics]
-        names += [n for n in self.fam.reported if n not in names]
+        names += [n for n in self.fam.reported_names if n not in names]
         fn = self._get("natural", lambda: function(
             [self.theta], self._to_theta([model[n] for n in names]), on_unused_input="ignore"))
         return {n: np.asarray(v) for n, v in zip(names, fn(np.asarray(theta, dtype="float64")))}
@@ -150,23 +150,31 @@ class Compiled:
     def reported(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The quantities of the parameter table, natural scale."""
         nat = self._natural(theta)
-        return {n: nat[n] for n in self.fam.reported}
+        return {n: nat[n] for n in self.fam.reported_names}
+
+    def memberships(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Posterior class probabilities per class variable: name -> array
+        (*membership_dims, K) (``FamilyModel.membership_graphs``)."""
+        names = [cv.name for cv in self.fam.class_variables]
+
+        def build():
+            graphs = self.fam.membership_graphs(self.fam.likelihood_tensors)
+            return function([self.theta], self._to_theta([graphs[n] for n in names]), on_unused_input="ignore")
+
+        fn = self._get("memberships", build)
+        return {n: np.asarray(v) for n, v in zip(names, fn(np.asarray(theta, dtype="float64")))}
 
     def membership(self, theta: np.ndarray) -> np.ndarray:
-        """(N, K) posterior class probabilities of each person."""
-        fn = self._get("membership", lambda: function(
-            [self.theta], self._to_theta([self.fam.membership_graph(self.fam.likelihood_tensors)])[0],
-            on_unused_input="ignore"))
-        return np.asarray(fn(np.asarray(theta, dtype="float64")))
+        """(N, K) posterior class probabilities of the primary class variable per
+        person (a cluster-level class: each person gets its cluster's row)."""
+        cv = self.fam.class_variables[0]
+        post = self.memberships(theta)[cv.name]
+        return post[self.fam.data.cluster_idx] if cv.membership_dims == (dims.CLUSTER,) else post
 
     def cluster_membership(self, theta: np.ndarray) -> np.ndarray:
-        """(J, K) posterior class probabilities of each cluster, for a family with
-        a between-level class (``fam.class_level == "between"``)."""
-        require_between_class(self.fam, "cluster_membership")
-        fn = self._get("cluster_membership", lambda: function(
-            [self.theta], self._to_theta([self.fam.cluster_membership_graph(self.fam.likelihood_tensors)])[0],
-            on_unused_input="ignore"))
-        return np.asarray(fn(np.asarray(theta, dtype="float64")))
+        """(J, K) posterior class probabilities of the first cluster-level class
+        variable (a between-level C, or D of section 6)."""
+        return self.memberships(theta)[cluster_class_variable(self.fam, "cluster_membership").name]
 
     # -- second order: central differences of exact first derivatives -------------
     def second_order(self, theta: np.ndarray, rel_step: float = 1e-5) -> dict[str, np.ndarray]:
@@ -200,27 +208,31 @@ class Compiled:
 
     def _flat_reported(self, theta):
         rep = self.reported(theta)
-        return np.concatenate([np.asarray(rep[n], dtype="float64").reshape(-1) for n in self.fam.reported])
+        return np.concatenate([np.asarray(rep[n], dtype="float64").reshape(-1) for n in self.fam.reported_names])
+
+    def flat_reported(self, theta: np.ndarray) -> np.ndarray:
+        """The reported quantities of the parameter table as one flat vector."""
+        return self._flat_reported(theta)
 
 
-def require_between_class(fam, what: str) -> None:
-    """Raise a ``SpecificationError`` unless ``fam`` has a between-level class."""
-    from bayesmix.exceptions import SpecificationError
-
-    hook = getattr(fam, "cluster_membership_graph", None)
-    level = getattr(fam, "class_level", "within")
-    if hook is None or level not in ("between", "within+between"):
-        raise SpecificationError(
-            f"{what}: this {getattr(fam, 'family', '') or 'model'} model has a {level}-level class (one class per "
-            "person), so clusters have no class of their own; cluster membership needs a between-level class "
-            "(paper section 5). Fix: use the person membership (MLResult.membership), or build the model with "
-            "class_level='between' and cluster='<column>'.")
+def cluster_class_variable(fam, what: str):
+    """The first class variable indexed by cluster, or a ``SpecificationError``."""
+    for cv in fam.class_variables:
+        if cv.membership_dims == (dims.CLUSTER,):
+            return cv
+    levels = ", ".join(f"{cv.name}: one class per {' x '.join(cv.membership_dims)}" for cv in fam.class_variables)
+    raise SpecificationError(
+        f"{what}: this {fam.family or 'model'} model has only within-level class variables ({levels}), so "
+        "clusters have no class of their own; cluster membership needs a between-level class (paper section "
+        "5). Fix: use the person membership (MLResult.membership), or build the model with "
+        "class_level='between' and cluster='<column>'.")
 
 
 def compiled(fam) -> Compiled:
-    if getattr(fam, "_compiled", None) is None:
-        fam._compiled = Compiled(fam)
-    return fam._compiled
+    """The ``Compiled`` functions of ``fam``, made once and kept in ``fam.cache``."""
+    if "compiled" not in fam.cache:
+        fam.cache["compiled"] = Compiled(fam)
+    return fam.cache["compiled"]
 
 
 def single_blas_thread(func):

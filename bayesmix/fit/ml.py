@@ -25,6 +25,7 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 from scipy import optimize
 from tqdm import tqdm
 
@@ -81,15 +82,11 @@ def _newton_polish(comp, x, steps: int, free: np.ndarray):
     return x, ll, g, info
 
 
-def _bound_reason(fixed: list[str]) -> str:
-    """What a parameter at its bound means, by the kind of parameter."""
-    reasons = []
-    if any(lab.startswith("tau") for lab in fixed):
-        reasons.append("A threshold at its bound: the class has (near) deterministic responses on that item.")
-    if any(lab.startswith(("chol_log_diag", "v_log_sd")) for lab in fixed):
-        reasons.append("A log standard deviation at its bound: a variance at 0, or a huge class-logit variance "
-                       "(a between-level class, the paper's Table 4; fit class_level='between' instead).")
-    return " ".join(reasons)
+def bound_reasons(model, owners: list[str]) -> str:
+    """What an estimate at its bound means, from the ``at_bound`` texts the family
+    declares for those free parameters (each text once)."""
+    texts = [model.free_info(name).at_bound for name in dict.fromkeys(owners)]
+    return " ".join(t for t in dict.fromkeys(texts) if t)
 
 
 @single_blas_thread
@@ -191,12 +188,11 @@ def fit_ml(
         info = comp.second_order(x)
     fixed = [lab for lab, b in zip(packing.labels(), at_bound) if b]
     if fixed:
+        owners = [o for o, b in zip(packing.owners(), at_bound) if b]
         warnings.warn(
             f"{len(fixed)} parameter(s) reached their bound and were fixed there to avoid singularity "
             f"(no SE; as Mplus does): {', '.join(fixed[:6])}{' ...' if len(fixed) > 6 else ''}. "
-            + _bound_reason(fixed), ConvergenceWarning, stacklevel=3)
-
-    import pandas as pd
+            + bound_reasons(model, owners), ConvergenceWarning, stacklevel=3)
 
     starts_table = pd.DataFrame(rows).sort_values("loglik_final", ascending=False, na_position="last")
     finite = starts_table["loglik_final"].to_numpy(dtype=float)

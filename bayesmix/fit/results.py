@@ -9,6 +9,24 @@ import pandas as pd
 from scipy import stats
 
 from bayesmix import dims
+from bayesmix.fit.compiled import cluster_class_variable, compiled
+
+
+def membership_frame(fam, cv, post: np.ndarray, person: bool = False) -> pd.DataFrame:
+    """Posterior class probabilities (*membership_dims, K) of class variable ``cv``
+    as a frame: one row per unit (a MultiIndex for several dims), columns
+    p_class1..K and the most likely class. ``person``: rows are persons."""
+    k = post.shape[-1]
+    flat = post.reshape(-1, k)
+    if person:
+        index = fam.coord_index(dims.PERSON)
+    elif len(cv.membership_dims) == 1:
+        index = fam.coord_index(cv.membership_dims[0])
+    else:
+        index = pd.MultiIndex.from_product([fam.coord_index(d) for d in cv.membership_dims])
+    out = pd.DataFrame(flat, columns=[f"p_class{c}" for c in range(1, k + 1)], index=index)
+    out["class"] = flat.argmax(axis=1) + 1
+    return out
 
 
 def entropy(post: np.ndarray) -> float:
@@ -19,23 +37,6 @@ def entropy(post: np.ndarray) -> float:
         return float("nan")
     p = np.clip(post, 1e-300, 1.0)
     return float(1.0 - np.sum(-post * np.log(p)) / (n * np.log(k)))
-
-
-def flat_labels(fam, names: list[str]) -> pd.DataFrame:
-    """One row per element of each reported variable: name, the class (if any)
-    and the other coordinates joined."""
-    rows = []
-    for name in names:
-        var_dims = fam.model.named_vars_to_dims.get(name, ())
-        coords = [list(fam.model.coords[d]) for d in var_dims]
-        for idx in np.ndindex(*[len(c) for c in coords]) if coords else [()]:
-            lab = {d: coords[i][j] for i, (d, j) in enumerate(zip(var_dims, idx))}
-            # ArviZ-style unique label, e.g. "tau[1, y1$1]"
-            label = f"{name}[{', '.join(str(v) for v in lab.values())}]" if lab else name
-            cls = lab.pop(dims.CLASS, None)
-            rows.append({"label": label, "parameter": name, "class": cls,
-                         "term": ", ".join(str(v) for v in lab.values()) if lab else ""})
-    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -54,7 +55,10 @@ class MLResult:
         Covariance of the raw free parameters under the chosen ``se``.
     membership : DataFrame
         Posterior class probabilities per person (columns = classes) and the
-        most likely class.
+        most likely class, of the primary class variable (C).
+    memberships : dict
+        Class variable name -> its posterior class probabilities, one row per
+        element of its membership dims (person, cluster, person x time, ...).
     starts : DataFrame
         Log-likelihood of every random start (initial and final stage).
     convergence : dict
@@ -76,12 +80,11 @@ class MLResult:
     unit_loglik: np.ndarray
     scaling_correction: float
     natural: dict = field(default_factory=dict)
+    memberships: dict = field(default_factory=dict)
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_fit(cls, fam, theta, loglik, info, *, se, starts, convergence, fixed=None):
-        from bayesmix.fit.compiled import compiled
-
         comp = compiled(fam)
         hess, scores, jac = info["hessian"], info["scores"], info["jacobian"]
         p = theta.size
@@ -97,10 +100,10 @@ class MLResult:
         # Mplus' MLR scaling correction factor of the log-likelihood
         scaling = float(np.trace(cov_ml @ meat) / p) if p else float("nan")
         natural = comp.reported(theta)
-        est = np.concatenate([np.asarray(natural[n]).reshape(-1) for n in fam.reported])
+        est = np.concatenate([np.asarray(natural[n]).reshape(-1) for n in fam.reported_names])
         var = np.einsum("rp,pq,rq->r", jac, cov, jac)
         se_v = np.sqrt(np.where(var > 0, var, np.nan))
-        table = flat_labels(fam, fam.reported)
+        table = fam.labels(fam.reported_names)
         table["class"] = table["class"].astype("Int64")
         table["estimate"] = est
         table["se"] = se_v
@@ -109,15 +112,14 @@ class MLResult:
         # structural zeros / fixed values (e.g. class_share with K = 1) have no SE
         table.loc[var <= 1e-20, ["se", "z", "p"]] = np.nan
 
-        post = comp.membership(theta)
-        k = post.shape[1]
-        mem = pd.DataFrame(post, columns=[f"p_class{c}" for c in range(1, k + 1)],
-                           index=fam.data.row_index)
-        mem["class"] = post.argmax(axis=1) + 1
+        posts = comp.memberships(theta)
+        frames = {cv.name: membership_frame(fam, cv, posts[cv.name]) for cv in fam.class_variables}
+        primary = membership_frame(fam, fam.class_variables[0], comp.membership(theta), person=True)
         return cls(model=fam, theta=theta, point=comp.packing.unpack(theta), loglik=float(loglik),
-                   n_params=int(p), n_obs=int(fam.data.n_persons), params=table, cov=cov, cov_ml=cov_ml,
-                   se_type=se, membership=mem, starts=starts, convergence=convergence,
-                   unit_loglik=comp.unit_loglik(theta), scaling_correction=scaling, natural=natural)
+                   n_params=int(p), n_obs=fam.n_obs, params=table, cov=cov, cov_ml=cov_ml,
+                   se_type=se, membership=primary, starts=starts, convergence=convergence,
+                   unit_loglik=comp.unit_loglik(theta), scaling_correction=scaling, natural=natural,
+                   memberships=frames)
 
     # ---------------------------------------------------------------- criteria
     @property
@@ -135,17 +137,35 @@ class MLResult:
 
     @property
     def entropy(self) -> float:
-        return entropy(self.membership.filter(like="p_class").to_numpy())
+        """Relative entropy of the primary class variable (Mplus' ENTROPY)."""
+        return self.entropy_of()
+
+    def entropy_of(self, name: str | None = None) -> float:
+        """Relative entropy of class variable ``name`` (default: the primary one)."""
+        return entropy(self._unit_posterior(name))
+
+    def _unit_posterior(self, name: str | None) -> np.ndarray:
+        """(rows, K) posterior class probabilities of a class variable, a
+        cluster-level one repeated for each person of the cluster (as the person
+        membership of a between-level class, and as Mplus counts it)."""
+        cv = self.model.class_variable(name)
+        post = self.memberships[cv.name].filter(like="p_class").to_numpy()
+        if cv.membership_dims == (dims.CLUSTER,):
+            return post[self.model.data.cluster_idx]
+        return post
 
     @property
     def n_classes(self) -> int:
         return self.model.n_classes
 
-    def class_proportions(self) -> pd.DataFrame:
-        """Class shares: model-implied (with SE), from posterior probabilities, and
-        from most likely membership (Mplus' three FINAL CLASS COUNTS tables)."""
-        post = self.membership.filter(like="p_class").to_numpy()
-        share = self.params[self.params.parameter == "class_share"]
+    def class_proportions(self, name: str | None = None) -> pd.DataFrame:
+        """Class shares of class variable ``name`` (default: the primary one):
+        model-implied (with SE), from posterior probabilities, and from most
+        likely membership (Mplus' three FINAL CLASS COUNTS tables; counted over
+        persons, who carry their cluster's class for a between-level class)."""
+        cv = self.model.class_variable(name)
+        post = self._unit_posterior(name)
+        share = self.params[self.params.parameter == cv.share]
         modal = np.bincount(post.argmax(axis=1), minlength=post.shape[1])
         return pd.DataFrame({
             "class": np.arange(1, post.shape[1] + 1),
@@ -159,30 +179,16 @@ class MLResult:
 
     def cluster_membership(self) -> pd.DataFrame:
         """Posterior class probabilities of each cluster, P(C_j = c | cluster data),
-        for a model with a between-level class (eq. 16): one row per cluster
-        (indexed by the cluster label), columns p_class1..K and the most likely
-        class. Every person of a cluster has these probabilities in ``membership``."""
-        from bayesmix.fit.compiled import compiled, require_between_class
-
-        fam = self.model
-        require_between_class(fam, "cluster_membership")
-        post = compiled(fam).cluster_membership(self.theta)
-        k = post.shape[1]
-        index = pd.Index(list(fam.data.cluster_labels), name=fam.data.cluster_name)
-        out = pd.DataFrame(post, columns=[f"p_class{c}" for c in range(1, k + 1)], index=index)
-        out["class"] = post.argmax(axis=1) + 1
-        return out
+        for a model with a between-level class (eq. 16; D_j of section 6): one row
+        per cluster (indexed by the cluster label), columns p_class1..K and the
+        most likely class. Every person of a cluster has these probabilities in
+        ``membership`` when the between-level class is the primary one."""
+        cv = cluster_class_variable(self.model, "cluster_membership")
+        return self.memberships[cv.name]
 
     def item_probabilities(self) -> pd.DataFrame:
         """P(y = category | class) for every categorical item (long format)."""
-        from bayesmix.fit.compiled import compiled
-
-        det = compiled(self.model).deterministics(self.theta)
-        if "item_prob" not in det:
-            return pd.DataFrame(columns=["item", "category", "class", "probability"])
-        from bayesmix.families.lca import item_probabilities_frame
-
-        return item_probabilities_frame(self.model, det["item_prob"])
+        return self.model.profile_table(compiled(self.model).deterministics(self.theta))
 
     def fit_statistics(self) -> dict:
         return {"loglik": self.loglik, "n_params": self.n_params, "aic": self.aic, "bic": self.bic,

@@ -5,19 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-SECTION = {
-    "tau": "Thresholds",
-    "nu": "Means",
-    "theta": "Variances",
-    "alpha": "Means (class logits, eq. 4)",
-    "beta": "C ON (class-logit slopes, eq. 4)",
-    "psi": "Variances/covariances of alpha_cj (between level)",
-    "class_share": "Class proportions",
-}
-
-
-SYMMETRIC = ("psi", "v")
-
 
 def _num(x, width=10, digits=3):
     if x is None or not np.isfinite(x):
@@ -28,14 +15,14 @@ def _num(x, width=10, digits=3):
 TERM_WIDTH = 36
 
 
-def _param_lines(rows):
+def _param_lines(rows, symmetric: bool):
     out = []
     seen = set()
     for _, r in rows.iterrows():
         term = r["term"] or r["parameter"]
         parts = tuple(str(term).split(", "))
-        # a symmetric covariance matrix (psi, v) is printed once: lower triangle
-        if r["parameter"] in SYMMETRIC and len(parts) == 2:
+        # a symmetric covariance matrix (a declared variance) is printed once: lower triangle
+        if symmetric and len(parts) == 2:
             if (r["parameter"], parts[1], parts[0]) in seen:
                 continue
             seen.add((r["parameter"], *parts))
@@ -48,80 +35,96 @@ def _param_lines(rows):
     return out
 
 
-def format_ml_summary(res) -> str:
+def _header(res) -> list[str]:
     fam = res.model
-    titles = {**SECTION, **getattr(fam, "section_titles", {})}
-    d = fam.data
-    spec = fam.spec
-    lines = []
-    title = f"bayesmix {fam.family.upper()} - {spec.n_classes} class(es), ML ({res.se_type.upper()})"
-    lines += [title, "=" * len(title), ""]
-    lines.append("SUMMARY OF ANALYSIS")
-    lines.append(f"  Number of observations{d.n_persons:>22}")
-    if d.cluster_idx is not None:
-        lines.append(f"  Number of clusters{d.n_clusters:>26}")
-    noun = getattr(fam, "item_noun", "items")
-    lines.append(f"  Number of {noun}{len(d.items):>{34 - len(noun)}}")
-    if getattr(d, "n_dropped", 0):
-        lines.append(f"  Rows excluded (see data.dropped){d.n_dropped:>12}")
-    lines.append(f"  Link (categorical items){spec.link:>20}")
-    if getattr(spec, "random_intercepts", False):
-        lines.append(f"  Integration  {spec.integration.describe(spec.n_classes - 1)}")
-    if hasattr(fam, "describe_integration"):
-        lines.append(f"  Integration  {fam.describe_integration()}")
-    lines.append("")
-    lines.append("MODEL FIT INFORMATION")
-    lines.append(f"  Number of Free Parameters{res.n_params:>19}")
-    lines.append("  Loglikelihood")
-    lines.append(f"    H0 Value{res.loglik:>34.3f}")
+    classes = ", ".join(f"{cv.name}: {cv.n_classes}" for cv in fam.class_variables)
+    cvs = fam.class_variables
+    count = f"{cvs[0].n_classes} class(es)" if len(cvs) == 1 else f"classes {classes}"
+    title = f"bayesmix {fam.family.upper()} - {count}, ML ({res.se_type.upper()})"
+    lines = [title, "=" * len(title), "", "SUMMARY OF ANALYSIS"]
+    for label, value in fam.analysis_lines():
+        lines.append(f"  {label}{str(value):>{max(44 - len(label), 1)}}")
+    integration = fam.describe_integration()
+    if integration:
+        lines.append(f"  Integration  {integration}")
+    return lines + [""]
+
+
+def _fit_information(res) -> list[str]:
+    lines = ["MODEL FIT INFORMATION", f"  Number of Free Parameters{res.n_params:>19}", "  Loglikelihood",
+             f"    H0 Value{res.loglik:>34.3f}"]
     if res.se_type == "mlr":
         lines.append(f"    H0 Scaling Correction Factor for MLR {res.scaling_correction:>7.4f}")
-    lines.append("  Information Criteria")
-    lines.append(f"    Akaike (AIC){res.aic:>30.3f}")
-    lines.append(f"    Bayesian (BIC){res.bic:>28.3f}")
-    lines.append(f"    Sample-Size Adjusted BIC{res.abic:>18.3f}")
-    if spec.n_classes > 1:
-        lines.append(f"  Entropy{res.entropy:>37.3f}")
+    lines += ["  Information Criteria", f"    Akaike (AIC){res.aic:>30.3f}", f"    Bayesian (BIC){res.bic:>28.3f}",
+              f"    Sample-Size Adjusted BIC{res.abic:>18.3f}"]
+    cvs = [cv for cv in res.model.class_variables if cv.n_classes > 1]
+    for cv in cvs:
+        label = "Entropy" if len(cvs) == 1 else f"Entropy ({cv.name})"
+        lines.append(f"  {label}{res.entropy_of(cv.name):>{44 - len(label)}.3f}")
     c = res.convergence
     lines.append(f"  Best LL reached by {c['n_best']} of the completed starts; "
                  f"max |gradient| {c['max_abs_gradient']:.1e}")
     if c.get("fixed_at_bound"):
         lines.append(f"  Fixed at a bound to avoid singularity (no S.E.): {', '.join(c['fixed_at_bound'])}")
-    lines.append("")
-    if spec.n_classes > 1:
-        props = res.class_proportions()
-        lines.append("FINAL CLASS COUNTS AND PROPORTIONS")
-        lines.append("  Class   Model (SE)          Posterior prob.   Most likely")
+    return lines + [""]
+
+
+def _class_counts(res) -> list[str]:
+    lines = []
+    cvs = [cv for cv in res.model.class_variables if cv.n_classes > 1]
+    for cv in cvs:
+        props = res.class_proportions(cv.name)
+        head = "FINAL CLASS COUNTS AND PROPORTIONS" + ("" if len(cvs) == 1 else f" ({cv.name}: {cv.label})")
+        lines += [head, "  Class   Model (SE)          Posterior prob.   Most likely"]
         for _, r in props.iterrows():
             lines.append(f"  {int(r['class']):>5}   {r['model']:.4f} ({_num(r['model_se'], 6, 4).strip()})"
                          f"     {r['count_posterior']:9.2f} {r['posterior']:.4f}"
                          f"   {int(r['count_most_likely']):6d} {r['most_likely']:.4f}")
         lines.append("")
-    lines.append("MODEL RESULTS")
-    lines.append(f"    {'':<{TERM_WIDTH}}{'Estimate':>10}{'S.E.':>10}{'Est./S.E.':>11}{'P-Value':>10}")
+    return lines
+
+
+def _results(res) -> list[str]:
+    fam = res.model
+    info = {r.name: r for r in fam.reported}
+    shares = {cv.share for cv in fam.class_variables}
+
+    def section(grp_name, grp):
+        r = info.get(grp_name)
+        return [f"  {r.title if r else grp_name}"] + _param_lines(grp, bool(r and r.variance))
+
+    lines = ["MODEL RESULTS", f"    {'':<{TERM_WIDTH}}{'Estimate':>10}{'S.E.':>10}{'Est./S.E.':>11}{'P-Value':>10}"]
     table = res.params
     classed = table[table["class"].notna()]
-    for k in range(1, spec.n_classes + 1):
-        rows_k = classed[classed["class"] == k]
-        rows_k = rows_k[rows_k.parameter != "class_share"]
+    for k in range(1, fam.n_classes + 1):
+        rows_k = classed[(classed["class"] == k) & ~classed.parameter.isin(shares)]
         if rows_k.empty:
             continue
         lines.append(f"Latent Class {k}")
         for name, grp in rows_k.groupby("parameter", sort=False):
-            lines.append(f"  {titles.get(name, name)}")
-            lines += _param_lines(grp)
+            lines += section(name, grp)
     rest = table[table["class"].isna()]
     if not rest.empty:
         lines.append("Class-invariant and between-level parameters")
         for name, grp in rest.groupby("parameter", sort=False):
-            lines.append(f"  {titles.get(name, name)}")
-            lines += _param_lines(grp)
+            lines += section(name, grp)
+    return lines
+
+
+def _probabilities(res) -> list[str]:
     probs = res.item_probabilities()
-    if not probs.empty and spec.n_classes >= 1:
-        lines.append("")
-        lines.append("RESULTS IN PROBABILITY SCALE (P(item = category | class))")
-        wide = probs.pivot_table(index=["item", "category"], columns="class", values="probability", sort=False)
-        lines.append(f"    {'item':<{TERM_WIDTH}}{'cat':>5}" + "".join(f"{'class ' + str(k):>10}" for k in wide.columns))
-        for (item, cat), r in wide.iterrows():
-            lines.append(f"    {str(item)[:TERM_WIDTH]:<{TERM_WIDTH}}{str(cat):>5}" + "".join(f"{v:10.3f}" for v in r.to_numpy()))
-    return "\n".join(lines)
+    if probs.empty:
+        return []
+    lines = ["", "RESULTS IN PROBABILITY SCALE (P(item = category | class))"]
+    wide = probs.pivot_table(index=["item", "category"], columns="class", values="probability", sort=False)
+    lines.append(f"    {'item':<{TERM_WIDTH}}{'cat':>5}" + "".join(f"{'class ' + str(k):>10}" for k in wide.columns))
+    for (item, cat), r in wide.iterrows():
+        lines.append(f"    {str(item)[:TERM_WIDTH]:<{TERM_WIDTH}}{str(cat):>5}" + "".join(f"{v:10.3f}" for v in r.to_numpy()))
+    return lines
+
+
+def format_ml_summary(res) -> str:
+    """The whole summary: header, fit information, class counts per class
+    variable, parameter estimates by class, probability-scale profiles."""
+    return "\n".join(_header(res) + _fit_information(res) + _class_counts(res) + _results(res)
+                     + _probabilities(res))
