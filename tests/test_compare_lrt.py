@@ -102,26 +102,29 @@ def test_errors(fits):
         bayesmix.lr_test({}, r2)
 
 
-def _with_psi(res, variance):
-    """A copy of ``res`` carrying a random class-logit intercept variance."""
+def _with_psi(res, variance, model):
+    """A copy of ``res`` carrying a random class-logit intercept variance, with
+    ``model`` (a two-level LCA) declaring it (the caveats read the declarations)."""
     row = pd.DataFrame([{"label": "psi[alpha_1, alpha_1]", "parameter": "psi", "class": pd.NA,
                          "term": "alpha_1, alpha_1", "estimate": variance, "se": 0.1 * variance,
                          "z": 10.0, "p": 0.0}])
-    return dataclasses.replace(res, natural={**res.natural, "psi": np.array([[variance]])},
+    return dataclasses.replace(res, model=model, natural={**res.natural, "psi": np.array([[variance]])},
                                params=pd.concat([res.params, row], ignore_index=True), n_params=res.n_params + 1)
 
 
 def test_boundary_caveats(fits):
-    _, _, r1, r2 = fits
+    df, items, r1, r2 = fits
+    two_level = bayesmix.lca(df.assign(cluster=np.arange(len(df)) // 10), items, 2, cluster="cluster")
+    assert two_level.class_variables[0].logit_variance == "psi"
     # the difference is a variance (restricted has none): boundary at 0
-    t = bayesmix.lr_test(r2, _with_psi(r2, 0.5))
+    t = bayesmix.lr_test(r2, _with_psi(r2, 0.5, two_level))
     assert "boundary" in t.caveat and "chi-square" in t.caveat and "approximate" in t.caveat
     assert "between-level" not in t.caveat
     assert t.caveat in str(t)
     # Model 5 vs Model 6 of the paper: ICC = 609 / (609 + pi^2/3) = 0.995 > 0.8
-    t = bayesmix.lr_test(r2, _with_psi(r2, 609.0))
+    t = bayesmix.lr_test(r2, _with_psi(r2, 609.0, two_level))
     assert "ICC is 0.995 > 0.8" in t.caveat and "class_level='between'" in t.caveat
     assert "boundary" in t.caveat
     # same classes, both with random intercepts, small ICC: no caveat
-    t = bayesmix.lr_test(dataclasses.replace(_with_psi(r2, 0.5), n_params=r2.n_params - 1), _with_psi(r2, 0.5))
+    t = bayesmix.lr_test(dataclasses.replace(_with_psi(r2, 0.5, two_level), n_params=r2.n_params - 1), _with_psi(r2, 0.5, two_level))
     assert t.caveat == ""

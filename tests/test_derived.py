@@ -5,6 +5,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -43,6 +45,10 @@ def test_icc_from_posterior_draws():
     post = xr.Dataset({"psi": (("chain", "draw", "re", "re_bis"), psi)},
                       coords={"re": ["alpha_1"], "re_bis": ["alpha_1"]})
     dt = xr.DataTree.from_dict({"posterior": post})
+    with pytest.raises(bm.SpecificationError, match="no random class-logit intercepts"):
+        bm.icc(dt)  # no class variables stamped by bayesmix.sample: nothing says psi is Var(alpha)
+    cv = {"name": "C", "logit_variance": "psi"}
+    dt["posterior"].attrs["bayesmix_class_variables"] = json.dumps([cv])
     table = bm.icc(dt)
     vals = np.array([1.0, 3.0, 2.0, 4.0])
     assert table["icc"].iloc[0] == pytest.approx(np.mean(vals / (vals + C)))

@@ -456,8 +456,13 @@ def test_data_errors_name_the_outcomes_argument():
 
 
 def test_bound_warning_explains_a_variance_at_its_bound():
-    from bayesmix.fit.ml import _bound_reason
+    from bayesmix import families
+    from bayesmix.fit.ml import bound_reasons
 
-    assert "deterministic responses" in _bound_reason(["tau[1, y1$1]"])
-    assert "class_level='between'" in _bound_reason(["chol_log_diag[alpha_1]"])
-    assert "variance at 0" in _bound_reason(["v_log_sd[y:x]"])
+    lca_two = families.example("lca", True)
+    assert "deterministic responses" in bound_reasons(lca_two, ["tau"])
+    assert "class_level='between'" in bound_reasons(lca_two, ["chol_log_diag"])
+    reg = families.example("mixture_regression", True)
+    assert reg.free_info("v_log_sd").bounds == (-8.0, 6.0)
+    assert "variance at 0" in bound_reasons(reg, ["v_log_sd", "v_log_sd"])
+    assert bound_reasons(reg, ["alpha"]) == ""  # unbounded: nothing to explain

@@ -211,12 +211,15 @@ def test_set_data_reuses_the_model_and_falls_back_to_build():
         calls["build"] += 1
         m = build(df)
 
-        def set_data(new):  # the data never change here, so a no-op is a correct swap
-            calls["set_data"] += 1
-            if not works:
-                raise bm.SpecificationError("set_data: different structure")
+        class Swappable(type(m)):  # a family that declares set_data (FamilyModel.can_set_data)
+            can_set_data = True
 
-        m.set_data = set_data
+            def set_data(self, new):  # the data never change here, so a no-op is a correct swap
+                calls["set_data"] += 1
+                if not works:
+                    raise bm.SpecificationError("set_data: different structure")
+
+        m.__class__ = Swappable
         return m
 
     res = bm.run_simulation(bm.SimulationDesign("reuse", gen_fixed, build_with_set_data, FIT_KWARGS), 3,

@@ -449,7 +449,40 @@ def prepare_wide(data, items, *, item_types=None, cluster=None, covariates=None)
     label, are excluded, listed in ``PreparedData.dropped`` and reported by one
     ``DroppedRowsWarning``.  Rows with some missing items are kept.
     """
-    # ---- phase 1: arguments
+    items, covariates, declared = _check_arguments(data, items, item_types, cluster, covariates)
+    y_raw, x_raw = _raw_values(data, items, covariates)
+    keep, reasons = _rows_to_exclude(data, y_raw, x_raw, covariates, cluster)
+    infos, cluster_idx, cluster_labels = _kept_contents(data, y_raw, keep, items, declared, cluster)
+    # all checks passed: report exclusions, then build arrays
+    dropped = _report_dropped(data.index, keep, reasons, covariates, len(data))
+    y = y_raw[keep].copy()
+    for j, info in enumerate(infos):
+        if info.is_categorical:
+            col = y[:, j]
+            seen = ~np.isnan(col)
+            col[seen] = np.searchsorted(np.asarray(info.categories, dtype=float), col[seen])
+    observed = ~np.isnan(y)
+    x = np.ascontiguousarray(x_raw[keep])
+    for arr in (y, observed, x, cluster_idx, cluster_labels):
+        if arr is not None:
+            arr.setflags(write=False)
+    return PreparedData(
+        items=infos,
+        y=y,
+        observed=observed,
+        covariates=x,
+        covariate_names=tuple(covariates),
+        cluster_idx=cluster_idx,
+        cluster_labels=cluster_labels,
+        cluster_name=cluster,
+        row_index=data.index[keep],
+        dropped=dropped,
+    )
+
+
+def _check_arguments(data, items, item_types, cluster, covariates):
+    """Phase 1: the arguments (types, columns, overlaps); returns the item and
+    covariate name lists and the declared item kinds."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(
             f"data: got a {type(data).__name__}; expected a pandas DataFrame with one row "
@@ -477,9 +510,11 @@ def prepare_wide(data, items, *, item_types=None, cluster=None, covariates=None)
             f"cluster: column {cluster!r} is also listed in `{where}`. Fix: remove it "
             f"from `{where}`."
         )
-    declared = _declared_kinds(item_types, items)
+    return items, covariates, _declared_kinds(item_types, items)
 
-    # ---- phase 2: codes over all rows
+
+def _raw_values(data, items, covariates):
+    """Phase 2: numeric values of the items and covariates over all rows."""
     index = data.index
     y_raw = np.column_stack([_to_float(data[c], c, "items") for c in items])
     for j, c in enumerate(items):
@@ -488,8 +523,11 @@ def prepare_wide(data, items, *, item_types=None, cluster=None, covariates=None)
     for q, c in enumerate(covariates):
         x_raw[:, q] = _to_float(data[c], c, "covariates")
         _check_finite(x_raw[:, q], c, "covariates", index)
+    return y_raw, x_raw
 
-    # ---- phase 3: rows to exclude; one reason per row, first applicable wins
+
+def _rows_to_exclude(data, y_raw, x_raw, covariates, cluster):
+    """Phase 3: rows to exclude, one reason per row (the first applicable wins)."""
     reasons = np.full(len(data), "", dtype=object)
     excluded = np.isnan(y_raw).all(axis=1)
     reasons[excluded] = REASON_NO_ITEM
@@ -503,16 +541,19 @@ def prepare_wide(data, items, *, item_types=None, cluster=None, covariates=None)
         reasons[hit] = reason
         excluded |= hit
     keep = ~excluded
-    n_kept = int(keep.sum())
-    if n_kept == 0:
+    if not keep.any():
         detail = _reason_detail(reasons, covariates)
         raise DataError(
             f"data: no rows remain out of {len(data)} ({detail or 'the frame is empty'}). "
             f"Fix: check that `items`, `covariates` and `cluster` name the right columns "
             f"and that they are not all missing."
         )
+    return keep, reasons
 
-    # ---- phase 4: contents of the kept rows
+
+def _kept_contents(data, y_raw, keep, items, declared, cluster):
+    """Phase 4: item kinds and categories, and cluster codes, of the kept rows."""
+    n_kept = int(keep.sum())
     y_kept = y_raw[keep]
     infos = tuple(
         _item_info(c, y_kept[:, j], declared.get(c), n_kept) for j, c in enumerate(items)
@@ -528,8 +569,11 @@ def prepare_wide(data, items, *, item_types=None, cluster=None, covariates=None)
             )
         cluster_idx = codes.astype(np.int64)
         cluster_labels = np.asarray(list(uniques), dtype=object)
+    return infos, cluster_idx, cluster_labels
 
-    # ---- all checks passed: report exclusions, then build arrays
+
+def _report_dropped(index, keep, reasons, covariates, n_rows) -> pd.DataFrame:
+    """The excluded rows as a frame, reported by one ``DroppedRowsWarning``."""
     dropped = pd.DataFrame(
         {"index": pd.Series(index[~keep]), "reason": pd.Series(reasons[~keep], dtype=object)}
     )
@@ -541,32 +585,9 @@ def prepare_wide(data, items, *, item_types=None, cluster=None, covariates=None)
         if (dropped["reason"] != REASON_NO_ITEM).any():
             fix += "; to keep them, impute or fix the missing covariate/cluster values first"
         warnings.warn(
-            f"{len(dropped)} of {len(data)} rows excluded ({detail}). Rows with only some "
+            f"{len(dropped)} of {n_rows} rows excluded ({detail}). Rows with only some "
             f"items missing are kept (full-information likelihood). {fix}.",
             DroppedRowsWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-
-    y = y_kept.copy()
-    for j, info in enumerate(infos):
-        if info.is_categorical:
-            col = y[:, j]
-            seen = ~np.isnan(col)
-            col[seen] = np.searchsorted(np.asarray(info.categories, dtype=float), col[seen])
-    observed = ~np.isnan(y)
-    x = np.ascontiguousarray(x_raw[keep])
-    for arr in (y, observed, x, cluster_idx, cluster_labels):
-        if arr is not None:
-            arr.setflags(write=False)
-    return PreparedData(
-        items=infos,
-        y=y,
-        observed=observed,
-        covariates=x,
-        covariate_names=tuple(covariates),
-        cluster_idx=cluster_idx,
-        cluster_labels=cluster_labels,
-        cluster_name=cluster,
-        row_index=index[keep],
-        dropped=dropped,
-    )
+    return dropped

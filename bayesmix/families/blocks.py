@@ -40,7 +40,8 @@ import pytensor.tensor as pt
 from scipy import special, stats
 
 from bayesmix import dims
-from bayesmix.core.marginal import chol_from_unconstrained, class_log_prior, class_proportions
+from bayesmix.core.integrate import chol_from_unconstrained
+from bayesmix.core.marginal import class_log_prior, class_proportions
 from bayesmix.core.quadrature import Integration
 from bayesmix.families.base import ParameterInfo, Reported, check_int
 

@@ -55,11 +55,11 @@ from scipy import stats
 
 from bayesmix import dims
 from bayesmix.core import items as core_items
-from bayesmix.core.marginal import integrate_clusters, mixture_logsumexp, segment_sum
+from bayesmix.core.integrate import integrate_clusters, segment_sum
+from bayesmix.core.marginal import mixture_logsumexp
 from bayesmix.core.quadrature import Integration, as_integration
 from bayesmix.data import PreparedData, prepare_wide
 from bayesmix.exceptions import SpecificationError
-from bayesmix.families.examples import example_data
 from bayesmix.families.base import ClassVariable, FamilyModel, Reported
 from bayesmix.families.blocks import (
     ClassLogits,
@@ -69,6 +69,7 @@ from bayesmix.families.blocks import (
     check_n_classes,
     draw_classes,
 )
+from bayesmix.families.examples import example_data
 from bayesmix.families.levels import check_class_level, cluster_level_covariates
 
 

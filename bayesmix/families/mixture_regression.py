@@ -62,9 +62,8 @@ import pytensor
 import pytensor.tensor as pt
 
 from bayesmix import dims
-from bayesmix.core.marginal import chol_from_unconstrained, integrate_clusters, segment_sum
+from bayesmix.core.integrate import block_diag, chol_from_unconstrained, integrate_clusters, segment_sum
 from bayesmix.data import PreparedData
-from bayesmix.families.examples import example_data
 from bayesmix.families.base import ClassVariable, FamilyModel, ParameterInfo, Reported
 from bayesmix.families.blocks import (
     LOG_SD_BOUNDS,
@@ -75,6 +74,7 @@ from bayesmix.families.blocks import (
     category_counts,
     link_cdf,
 )
+from bayesmix.families.examples import example_data
 from bayesmix.families.regression_outcomes import RegressionOutcomes
 from bayesmix.families.regression_spec import RegressionSpec, build_regression
 
@@ -432,15 +432,7 @@ class RegressionModel(RegressionOutcomes, FamilyModel):
             blocks.append(self._v_chol(q, d if d is not None and self.spec.n_between > 1 else 0))
         if self.alpha_random:
             blocks.append(q["chol"])
-        if len(blocks) == 1:
-            return blocks[0]
-        sizes = [int(b.type.shape[0]) for b in blocks]
-        out = pt.zeros((sum(sizes), sum(sizes)))
-        i = 0
-        for b, n in zip(blocks, sizes):
-            out = pt.set_subtensor(out[i: i + n, i: i + n], b)
-            i += n
-        return out
+        return block_diag(*blocks)
 
     def _unit_loglik(self, q):
         if self.cluster_class:

@@ -22,7 +22,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from bayesmix.core import items as core_items
-from bayesmix.core.marginal import segment_sum
+from bayesmix.core.integrate import segment_sum
 from bayesmix.core.normal_marginal import cluster_normal_loglik
 from bayesmix.data import PreparedData, prepare_wide
 from bayesmix.data.levels import cluster_level_values

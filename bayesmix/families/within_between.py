@@ -38,9 +38,9 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesmix import dims
-from bayesmix.families.examples import example_data
 from bayesmix.families.base import ClassVariable, ParameterInfo, Reported
 from bayesmix.families.blocks import ClassLogits, check_n_classes, draw_classes
+from bayesmix.families.examples import example_data
 from bayesmix.families.mixture_regression import RegressionModel
 from bayesmix.families.regression_spec import build_regression
 

@@ -96,7 +96,7 @@ class Compiled:
         model = fam.model
         shapes = [tuple(len(model.coords[d]) for d in p.dims) for p in fam.free]
         self.packing = Packing(fam.free_names, shapes, list(fam.labels(fam.free_names)["label"]))
-        self.theta = pt.vector("theta")
+        self.theta = pt.vector("free_flat")
         self._replace = {}
         i = 0
         for v, s, k in zip(fam.value_vars(), shapes, self.packing.sizes):

@@ -126,15 +126,7 @@ def fit_ml(
 
     BLAS runs on one thread during the fit (see ``single_blas_thread``).
     """
-    if se not in SE_CHOICES:
-        raise SpecificationError(f"se: got {se!r}; valid choices are 'mlr', 'ml'.")
-    for name, val, low in (("n_starts", n_starts, 0), ("n_final", n_final, 1), ("short_iter", short_iter, 1),
-                           ("max_iter", max_iter, 1)):
-        if not isinstance(val, (int, np.integer)) or val < low:
-            raise SpecificationError(f"{name}: got {val!r}; give an integer >= {low}.")
-    if n_starts == 0 and start is None:
-        raise SpecificationError("n_starts: got 0 without a start; give n_starts >= 1 or start=<dict or MLResult>.")
-
+    _check_arguments(model, se, n_starts, n_final, short_iter, max_iter, start)
     t0 = time.perf_counter()
     comp = compiled(model)
     packing = comp.packing
@@ -142,46 +134,14 @@ def fit_ml(
     t_compile = time.perf_counter() - t0
 
     bounds = model.bounds(packing)
-    rng = np.random.default_rng(seed)
-    starts = [packing.pack(model.start_point(rng)) for _ in range(n_starts)]
-    rows = []
-    bar = tqdm(total=n_starts + min(n_final, n_starts), desc="ML random starts", disable=not progress,
-               leave=False)
-    short = []
-    for i, x0 in enumerate(starts):
-        res = _minimize(comp, x0, short_iter, gtol, bounds)
-        short.append((-res.fun if np.isfinite(res.fun) and res.fun < 1e299 else -np.inf, res.x))
-        bar.update()
-    order = np.argsort([-s[0] for s in short])[: min(n_final, n_starts)]
-    finals = [(int(i), short[i][1]) for i in order]
-    if start is not None:
-        point = start.point if isinstance(start, MLResult) else start
-        finals.append((-1, packing.pack(point)))
-    final_res = {}
-    for i, x0 in finals:
-        res = _minimize(comp, x0, max_iter, gtol, bounds)
-        final_res[i] = res
-        bar.update()
-    bar.close()
-
-    for i in range(n_starts):
-        r = final_res.get(i)
-        rows.append({"start": i + 1, "loglik_initial_stage": short[i][0],
-                     "loglik_final": -r.fun if r is not None and r.fun < 1e299 else np.nan,
-                     "iterations": r.nit if r is not None else np.nan,
-                     "converged": bool(r.success) if r is not None else False})
-    if start is not None:
-        r = final_res[-1]
-        rows.append({"start": "user", "loglik_initial_stage": np.nan, "loglik_final": -r.fun if r.fun < 1e299 else np.nan,
-                     "iterations": r.nit, "converged": bool(r.success)})
-
-    best_key = min(final_res, key=lambda k: final_res[k].fun)
-    best = final_res[best_key]
+    short, final_res = _run_starts(model, comp, bounds, n_starts, n_final, short_iter, max_iter, gtol, seed,
+                                   start, progress)
+    best = final_res[min(final_res, key=lambda k: final_res[k].fun)]
     if not np.isfinite(best.fun) or best.fun >= 1e299:
         raise FitError("fit_ml: no start reached a finite log-likelihood; check the data and try more starts.")
-    # Mplus convention: a threshold that runs to its bound (+-15 on the logit
-    # scale) is fixed there "to avoid singularity"; it gets no SE and the other
-    # SEs are computed with it held fixed.
+    # Mplus convention: a parameter that runs to its bound (a threshold at +-15 on
+    # the logit scale, a log-sd at its limits) is fixed there "to avoid
+    # singularity"; it gets no SE and the other SEs are computed with it held fixed.
     at_bound = (best.x <= bounds[0] + 1e-6) | (best.x >= bounds[1] - 1e-6)
     x, ll, g, info = _newton_polish(comp, best.x, newton_steps, ~at_bound)
     if info is None:
@@ -193,8 +153,7 @@ def fit_ml(
             f"{len(fixed)} parameter(s) reached their bound and were fixed there to avoid singularity "
             f"(no SE; as Mplus does): {', '.join(fixed[:6])}{' ...' if len(fixed) > 6 else ''}. "
             + bound_reasons(model, owners), ConvergenceWarning, stacklevel=3)
-
-    starts_table = pd.DataFrame(rows).sort_values("loglik_final", ascending=False, na_position="last")
+    starts_table = _starts_table(short, final_res, n_starts)
     finite = starts_table["loglik_final"].to_numpy(dtype=float)
     n_best = int(np.sum(np.abs(finite[np.isfinite(finite)] - ll) < ll_tol))
     if n_starts + (start is not None) > 1 and n_best < 2:
@@ -219,4 +178,58 @@ def fit_ml(
     }
     return MLResult.from_fit(model, x, ll, info, se=se, starts=starts_table, convergence=convergence,
                              fixed=at_bound)
+
+
+def _check_arguments(model, se, n_starts, n_final, short_iter, max_iter, start):
+    if se not in SE_CHOICES:
+        raise SpecificationError(f"se: got {se!r}; valid choices are 'mlr', 'ml'.")
+    for name, val, low in (("n_starts", n_starts, 0), ("n_final", n_final, 1), ("short_iter", short_iter, 1),
+                           ("max_iter", max_iter, 1)):
+        if not isinstance(val, (int, np.integer)) or val < low:
+            raise SpecificationError(f"{name}: got {val!r}; give an integer >= {low}.")
+    if n_starts == 0 and start is None:
+        raise SpecificationError("n_starts: got 0 without a start; give n_starts >= 1 or start=<dict or MLResult>.")
+
+
+def _run_starts(model, comp, bounds, n_starts, n_final, short_iter, max_iter, gtol, seed, start, progress):
+    """Mplus' two stages: ``short_iter`` iterations from each random start, then
+    the best ``n_final`` (and ``start``, key -1) completed. Returns the short
+    stage [(LL, x)] and the completed optimizer results by start index."""
+    packing = comp.packing
+    rng = np.random.default_rng(seed)
+    starts = [packing.pack(model.start_point(rng)) for _ in range(n_starts)]
+    bar = tqdm(total=n_starts + min(n_final, n_starts), desc="ML random starts", disable=not progress,
+               leave=False)
+    short = []
+    for x0 in starts:
+        res = _minimize(comp, x0, short_iter, gtol, bounds)
+        short.append((-res.fun if np.isfinite(res.fun) and res.fun < 1e299 else -np.inf, res.x))
+        bar.update()
+    order = np.argsort([-s[0] for s in short])[: min(n_final, n_starts)]
+    finals = [(int(i), short[i][1]) for i in order]
+    if start is not None:
+        point = start.point if isinstance(start, MLResult) else start
+        finals.append((-1, packing.pack(point)))
+    final_res = {}
+    for i, x0 in finals:
+        final_res[i] = _minimize(comp, x0, max_iter, gtol, bounds)
+        bar.update()
+    bar.close()
+    return short, final_res
+
+
+def _starts_table(short, final_res, n_starts) -> pd.DataFrame:
+    """LL of every start at both stages, best first (Mplus' RANDOM STARTS RESULTS)."""
+    rows = []
+    for i in range(n_starts):
+        r = final_res.get(i)
+        rows.append({"start": i + 1, "loglik_initial_stage": short[i][0],
+                     "loglik_final": -r.fun if r is not None and r.fun < 1e299 else np.nan,
+                     "iterations": r.nit if r is not None else np.nan,
+                     "converged": bool(r.success) if r is not None else False})
+    if -1 in final_res:
+        r = final_res[-1]
+        rows.append({"start": "user", "loglik_initial_stage": np.nan, "loglik_final": -r.fun if r.fun < 1e299 else np.nan,
+                     "iterations": r.nit, "converged": bool(r.success)})
+    return pd.DataFrame(rows).sort_values("loglik_final", ascending=False, na_position="last")
 
