@@ -16,6 +16,7 @@ from bayesmix.exceptions import (
     DataError,
     DroppedRowsWarning,
     FitError,
+    IntegrationWarning,
     LabelSwitchingWarning,
     SpecificationError,
     StartsWarning,
@@ -29,7 +30,7 @@ from bayesmix.simstudy import SimulationDesign, SimulationResult, run_simulation
 __version__ = "0.1.0"
 
 __all__ = [
-    "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError",
+    "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError", "IntegrationWarning",
     "Integration", "LabelSwitchingWarning", "LRTest", "MLResult", "REGISTRY", "SimulationDesign", "SimulationResult", "SpecificationError",
     "StartsWarning",
     "check_integration", "compare_fits", "compare_ml_bayes", "dataset_items", "fit_ml", "icc", "sample", "lca", "mixture_regression", "within_between", "list_datasets", "load_dataset", "lr_test",

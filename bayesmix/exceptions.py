@@ -42,3 +42,8 @@ class LabelSwitchingWarning(BayesmixWarning):
 
 class ConvergenceWarning(BayesmixWarning):
     """An optimisation or a sampler did not converge cleanly."""
+
+
+class IntegrationWarning(BayesmixWarning):
+    """The log-likelihood depends on the integration rule: a finer rule changed
+    it by more than the tolerance (the fit was refined, or should be)."""

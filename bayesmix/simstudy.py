@@ -89,7 +89,11 @@ class SimulationDesign:
         ``build(df) -> model``, e.g. ``lambda df: bm.lca(df, items, n_classes=2)``.
     fit_kwargs : dict
         Passed to ``bayesmix.fit_ml`` (``n_starts``, ``n_final``, ``se``, ...);
-        ``seed`` is set per replication by ``run_simulation``.
+        ``seed`` is set per replication by ``run_simulation``. The integration
+        check of ``fit_ml`` is off in replications (``check_integration=False``
+        unless given here): it builds and compiles a finer model per fit, which
+        would cost more than the fit; check the design's rule once with
+        ``bayesmix.check_integration`` on a replication instead.
     """
 
     name: str
@@ -263,8 +267,9 @@ def _model_for(design, df, state):
 
 
 def _fit_kwargs_for_se(fit_kwargs):
-    return {k: v for k, v in fit_kwargs.items() if k not in ("n_starts", "n_final", "start", "seed", "progress",
+    kept = {k: v for k, v in fit_kwargs.items() if k not in ("n_starts", "n_final", "start", "seed", "progress",
                                                               "short_iter")}
+    return {"check_integration": False, **kept}
 
 
 def _warning_texts(caught) -> list[str]:
@@ -294,7 +299,7 @@ def _run_one(design, r, ss, fit_seed, state) -> dict:
             warnings.simplefilter("always")
             model = _model_for(design, df, state)
             stage = "fit_ml"
-            res = fit_ml(model, **design.fit_kwargs, seed=fit_seed, progress=False)
+            res = fit_ml(model, **{"check_integration": False, **design.fit_kwargs}, seed=fit_seed, progress=False)
             labels = list(res.params["label"])
             _check_truth_labels(truth, labels)
             conv = res.convergence

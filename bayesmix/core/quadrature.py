@@ -33,6 +33,17 @@ Rules
 
 Product rules: for D > 1 the 1-D trapezoid / Gauss-Hermite rules are crossed
 (Q = n_points ** D).
+
+Default number of points. ``n_points=None`` (the default) takes the count from
+the number of integrated dimensions, as mirt does: 61, 31, 15, 9, 7 points per
+dimension for 1 to 5 dimensions (5 beyond). 15 trapezoid points for one
+dimension (the old default, and Mplus') put the LL of a two-level LCA with
+Var(alpha) = 2.6 and clusters of 15 persons 0.107 below the exact integral; 61
+agree with it to 1e-4. Adaptive quadrature keeps 15 points per dimension (its
+nodes sit where each cluster's posterior is). ``fit_ml`` re-evaluates the LL
+at its optimum under ``Integration.finer`` and refits when the two differ by
+more than 0.01 (large clusters make the posterior of the random effects narrow,
+and any fixed grid then needs more points).
 """
 
 from __future__ import annotations
@@ -46,6 +57,11 @@ from scipy import special, stats
 from bayesmix.exceptions import SpecificationError
 
 RULES = ("trapezoid", "gauss_hermite", "adaptive", "monte_carlo", "qmc")
+FIXED_POINTS = {1: 61, 2: 31, 3: 15, 4: 9, 5: 7}  # per dimension, by the number of dimensions (mirt)
+FIXED_POINTS_BEYOND = 5
+ADAPTIVE_POINTS = 15
+DEFAULT_DRAWS = 2000  # monte_carlo / qmc
+MAX_NODES = 40_000  # a finer rule never grows past this many nodes
 
 
 @dataclass(frozen=True)
@@ -56,11 +72,12 @@ class Integration:
     ----------
     rule : {"trapezoid", "gauss_hermite", "adaptive", "monte_carlo", "qmc"}
         Default ``"trapezoid"`` (as Mplus).
-    n_points : int or tuple of int
+    n_points : None, int or tuple of int
         Points per dimension for product rules (a tuple gives each dimension
         its own count, e.g. ``(15, 201)`` for a smooth random intercept crossed
         with a near-step class-logit intercept of huge variance, Model 6); total
-        number of draws for ``monte_carlo`` / ``qmc``.
+        number of draws for ``monte_carlo`` / ``qmc``. ``None`` (default): by the
+        number of dimensions (module docstring), at least 2.
     bound : float
         Half-width of the trapezoid grid in standard-normal units.
     n_adapt : int
@@ -71,7 +88,7 @@ class Integration:
     """
 
     rule: str = "trapezoid"
-    n_points: int | tuple = 15
+    n_points: int | tuple | None = None
     bound: float = 5.0
     n_adapt: int = 3
     seed: int = 20060101
@@ -82,15 +99,19 @@ class Integration:
                 f"integration rule: got {self.rule!r}; valid choices are "
                 + ", ".join(repr(r) for r in RULES) + "."
             )
-        counts = self.n_points if isinstance(self.n_points, tuple) else (self.n_points,)
+        if self.n_points is None:
+            counts = (2,)
+        else:
+            counts = self.n_points if isinstance(self.n_points, tuple) else (self.n_points,)
         if isinstance(self.n_points, tuple) and self.rule in ("monte_carlo", "qmc"):
             raise SpecificationError(
                 f"integration n_points: got {self.n_points!r} with rule {self.rule!r}; a tuple (points per "
                 "dimension) needs a product rule: 'trapezoid', 'gauss_hermite' or 'adaptive'.")
-        if not counts or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in counts):
+        if not counts or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2 for n in counts):
             raise SpecificationError(
-                f"integration n_points: got {self.n_points!r}; give a positive integer "
-                "(15 per dimension is the default) or a tuple of them, one per dimension."
+                f"integration n_points: got {self.n_points!r}; give an integer >= 2 or a tuple of them, one per "
+                "dimension (one point puts all the mass at 0: the random effect would be ignored), or None for "
+                "the default by dimension (61, 31, 15, 9, 7 points for 1 to 5 dimensions)."
             )
         if self.bound <= 0:
             raise SpecificationError(f"integration bound: got {self.bound!r}; give a positive number such as 5.")
@@ -101,22 +122,52 @@ class Integration:
     def adaptive(self) -> bool:
         return self.rule == "adaptive"
 
-    def nodes(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """Standard-normal nodes (Q, dim) and log weights (Q,) summing to one."""
-        if dim < 1:
-            raise SpecificationError(f"integration dimension: got {dim}; need at least 1.")
+    def counts(self, dim: int) -> tuple[int, ...]:
+        """Points per dimension (product rules) for a ``dim``-dimensional integral,
+        or ``(draws,)`` for Monte Carlo / QMC."""
         if self.rule in ("monte_carlo", "qmc"):
-            return _random_nodes(self.rule, self.n_points, dim, self.seed)
+            return (int(self.n_points) if self.n_points is not None else DEFAULT_DRAWS,)
+        if self.n_points is None:
+            n = ADAPTIVE_POINTS if self.adaptive else FIXED_POINTS.get(dim, FIXED_POINTS_BEYOND)
+            return (n,) * dim
         counts = self.n_points if isinstance(self.n_points, tuple) else (self.n_points,) * dim
         if len(counts) != dim:
             raise SpecificationError(
                 f"integration n_points: got {self.n_points!r} for a {dim}-dimensional integral; give one count "
                 f"per dimension ({dim} of them) or a single integer.")
-        return _product([_one_dim(self.rule, int(n), self.bound) for n in counts])
+        return tuple(int(n) for n in counts)
+
+    def finer(self, dim: int) -> "Integration":
+        """The rule used to check this one: about twice the points per dimension
+        (2n - 1, so a trapezoid grid keeps its old points), four times the draws,
+        within ``MAX_NODES`` nodes."""
+        import dataclasses
+
+        counts = self.counts(dim)
+        if self.rule in ("monte_carlo", "qmc"):
+            return dataclasses.replace(self, n_points=min(4 * counts[0], MAX_NODES), seed=self.seed + 1)
+        new = [2 * n - 1 for n in counts]
+        if np.prod(new) > MAX_NODES:  # grow every dimension by the same factor instead
+            f = (MAX_NODES / np.prod(counts)) ** (1 / dim)
+            new = [max(n + 1, int(n * f)) for n in counts]
+        return dataclasses.replace(self, n_points=tuple(new) if dim > 1 else new[0])
+
+    def nodes(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Standard-normal nodes (Q, dim) and log weights (Q,) summing to one."""
+        if dim < 1:
+            raise SpecificationError(f"integration dimension: got {dim}; need at least 1.")
+        if self.rule in ("monte_carlo", "qmc"):
+            return _random_nodes(self.rule, self.counts(dim)[0], dim, self.seed)
+        return _product([_one_dim(self.rule, n, self.bound) for n in self.counts(dim)])
 
     def describe(self, dim: int) -> str:
-        q = len(self.nodes(dim)[1]) if dim else 0
-        return f"{self.rule} ({self.n_points} points{' per dimension' if self.rule not in ('monte_carlo', 'qmc') else ''}, {dim} dimension(s), {q} nodes)"
+        if not dim:
+            return f"{self.rule} (no dimension integrated)"
+        counts = self.counts(dim)
+        if self.rule in ("monte_carlo", "qmc"):
+            return f"{self.rule} ({counts[0]} draws, {dim} dimension(s))"
+        points = counts[0] if len(set(counts)) == 1 else "x".join(map(str, counts))
+        return f"{self.rule} ({points} points per dimension, {dim} dimension(s), {int(np.prod(counts))} nodes)"
 
 
 def as_integration(integration) -> Integration:

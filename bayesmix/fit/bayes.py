@@ -84,7 +84,10 @@ def sample(
     if ml is None:
         ml = fit_ml(model, n_starts=10, n_final=3, seed=seed, progress=progress)
     elif ml.model is not model:
-        raise SpecificationError("ml: this MLResult belongs to another model object; pass the result of fit_ml(model).")
+        if ml.model.cache.get("refined_from") is not model:
+            raise SpecificationError("ml: this MLResult belongs to another model object; pass the result of "
+                                     "fit_ml(model).")
+        model = ml.model  # fit_ml refined the integration rule: sample the refined model
     cm = _nutpie_model(model, ml.point)
     dt = nutpie.sample(cm, draws=draws, tune=tune, chains=chains, seed=seed, progress_bar=progress,
                        adaptation=adaptation, **nutpie_kwargs)

@@ -132,6 +132,14 @@ class Compiled:
     def unit_loglik(self, theta: np.ndarray) -> np.ndarray:
         return self._unit_and_grad(theta)[0]
 
+    def unit_loglik_only(self, theta: np.ndarray) -> np.ndarray:
+        """Per-unit log-likelihood from a function without the gradient (cheaper
+        to compile; used to check a fit under another integration rule)."""
+        if "unit_grad" in self._fns:
+            return self.unit_loglik(theta)
+        fn = self._get("unit_only", lambda: function([self.theta], self.unit_ll))
+        return np.asarray(fn(np.asarray(theta, dtype="float64")))
+
     # -- reported (natural-scale) quantities --------------------------------------
     def _natural(self, theta) -> dict[str, np.ndarray]:
         # deterministics and reported free parameters from one compiled function

@@ -29,11 +29,13 @@ import pandas as pd
 from scipy import optimize
 from tqdm import tqdm
 
-from bayesmix.exceptions import ConvergenceWarning, FitError, SpecificationError, StartsWarning
+from bayesmix.exceptions import ConvergenceWarning, FitError, IntegrationWarning, SpecificationError, StartsWarning
 from bayesmix.fit.compiled import compiled, single_blas_thread
 from bayesmix.fit.results import MLResult
 
 SE_CHOICES = ("mlr", "ml")
+INTEGRATION_TOL = 0.01  # LL change under the finer rule that triggers a refit
+MAX_REFINEMENTS = 2
 
 
 def _minimize(comp, x0, maxiter, gtol, bounds=None):
@@ -104,6 +106,7 @@ def fit_ml(
     gtol: float = 1e-5,
     ll_tol: float = 1e-3,
     progress: bool = True,
+    check_integration: bool = True,
 ) -> MLResult:
     """Fit ``model`` (a family object such as ``bayesmix.lca(...)``) by maximum likelihood.
 
@@ -123,10 +126,69 @@ def fit_ml(
         completed in addition to the random starts.
     ll_tol : float
         Two final log-likelihoods closer than this count as the same optimum.
+    check_integration : bool
+        For a model that integrates random effects numerically: re-evaluate the
+        LL at the optimum under a finer rule (``Integration.finer``); when the two
+        differ by more than 0.01, refit from the optimum with the finer rule (up
+        to twice) and say so with an ``IntegrationWarning``. The result then
+        belongs to the refined model (``res.model``, ``res.integration``).
 
     BLAS runs on one thread during the fit (see ``single_blas_thread``).
     """
     _check_arguments(model, se, n_starts, n_final, short_iter, max_iter, start)
+    kwargs = dict(n_starts=n_starts, n_final=n_final, short_iter=short_iter, max_iter=max_iter, seed=seed, se=se,
+                  newton_steps=newton_steps, gtol=gtol, ll_tol=ll_tol, progress=progress)
+    res = _fit_once(model, start=start, **kwargs)
+    if check_integration and model.integration_dim:
+        res = _checked_integration(model, res, kwargs)
+    return res
+
+
+def _checked_integration(model, res, kwargs) -> MLResult:
+    """The integration check of ``fit_ml``: evaluate the LL at the optimum under
+    a finer rule, refit with it while the LL moves by more than the tolerance."""
+    first_fit = res
+    first = res.model.spec.integration.describe(model.integration_dim)
+    refinements = []
+    for _ in range(MAX_REFINEMENTS + 1):
+        fam, dim = res.model, res.model.integration_dim
+        finer_rule = fam.spec.integration.finer(dim)
+        finer = fam.with_spec(integration=finer_rule)
+        ll_finer = float(compiled(finer).unit_loglik_only(res.theta).sum())
+        diff = ll_finer - res.loglik
+        res.integration = {"rule": fam.spec.integration.describe(dim), "checked_with": finer_rule.describe(dim),
+                           "loglik_finer": ll_finer, "difference": diff, "refined_from": first if refinements else None,
+                           "ok": abs(diff) <= INTEGRATION_TOL}
+        if abs(diff) <= INTEGRATION_TOL or len(refinements) == MAX_REFINEMENTS:
+            break
+        finer.cache["refined_from"] = model
+        refinements.append((fam.spec.integration.describe(dim), diff))
+        res = _fit_once(finer, **{**kwargs, "n_starts": 0}, start=res.point)
+    fix = res.model.spec.integration
+    if refinements:
+        # the random starts ran under the first rule: keep their record
+        res.starts = first_fit.starts
+        res.convergence = {**res.convergence, "n_best": first_fit.convergence["n_best"],
+                           "starts_rule": first}
+        steps = "; ".join(f"{rule}: LL changed by {d:+.4f}" for rule, d in refinements)
+        warnings.warn(
+            f"fit_ml: the log-likelihood depended on the integration rule ({steps} under the finer rule), so the "
+            f"fit was refined from the optimum; res.model now uses {fix.describe(dim)}. Next time build the model "
+            f"with integration=bm.Integration(rule={fix.rule!r}, n_points={fix.n_points!r}). "
+            "(Large clusters make the posterior of the random effects narrow; a fixed grid then needs more points.)",
+            IntegrationWarning, stacklevel=4)
+    if not res.integration["ok"]:
+        warnings.warn(
+            f"fit_ml: the log-likelihood still changes by {res.integration['difference']:+.4f} under "
+            f"{res.integration['checked_with']}; the reported LL and SEs carry that integration error. Fix: "
+            "build the model with more points, e.g. integration=bm.Integration(rule='trapezoid', n_points=...) "
+            "per dimension, or rule='adaptive'.", IntegrationWarning, stacklevel=4)
+    return res
+
+
+def _fit_once(model, *, n_starts, n_final, short_iter, max_iter, seed, se, start, newton_steps, gtol, ll_tol,
+              progress) -> MLResult:
+    """One ML fit of ``model`` with its own integration rule (the body of ``fit_ml``)."""
     t0 = time.perf_counter()
     comp = compiled(model)
     packing = comp.packing
@@ -152,7 +214,7 @@ def fit_ml(
         warnings.warn(
             f"{len(fixed)} parameter(s) reached their bound and were fixed there to avoid singularity "
             f"(no SE; as Mplus does): {', '.join(fixed[:6])}{' ...' if len(fixed) > 6 else ''}. "
-            + bound_reasons(model, owners), ConvergenceWarning, stacklevel=3)
+            + bound_reasons(model, owners), ConvergenceWarning, stacklevel=4)
     starts_table = _starts_table(short, final_res, n_starts)
     finite = starts_table["loglik_final"].to_numpy(dtype=float)
     n_best = int(np.sum(np.abs(finite[np.isfinite(finite)] - ll) < ll_tol))
@@ -160,11 +222,11 @@ def fit_ml(
         warnings.warn(
             f"The best log-likelihood {ll:.3f} was reached by only {n_best} completed start(s); "
             "it may be a local maximum. Increase n_starts/n_final (e.g. n_starts=100, n_final=20).",
-            StartsWarning, stacklevel=3)
+            StartsWarning, stacklevel=4)
     grad_norm = float(np.max(np.abs(g[~at_bound]), initial=0.0))
     if grad_norm > 1e-2:
         warnings.warn(f"fit_ml: the largest gradient element at the optimum is {grad_norm:.2g}; "
-                      "the fit may not have converged (raise max_iter).", ConvergenceWarning, stacklevel=3)
+                      "the fit may not have converged (raise max_iter).", ConvergenceWarning, stacklevel=4)
     convergence = {
         "optimizer": "L-BFGS-B + Newton polish",
         "success": bool(best.success),

@@ -61,6 +61,10 @@ class MLResult:
         element of its membership dims (person, cluster, person x time, ...).
     starts : DataFrame
         Log-likelihood of every random start (initial and final stage).
+    integration : dict or None
+        The integration check of ``fit_ml`` (models with numerical integration):
+        the rule, the finer rule it was checked with, the LL there and the
+        difference, and the rule it was refined from (if it was).
     convergence : dict
     """
 
@@ -81,6 +85,7 @@ class MLResult:
     scaling_correction: float
     natural: dict = field(default_factory=dict)
     memberships: dict = field(default_factory=dict)
+    integration: dict | None = None
 
     # ---------------------------------------------------------------- construction
     @classmethod

@@ -66,6 +66,12 @@ def _fit_information(res) -> list[str]:
                  f"max |gradient| {c['max_abs_gradient']:.1e}")
     if c.get("fixed_at_bound"):
         lines.append(f"  Fixed at a bound to avoid singularity (no S.E.): {', '.join(c['fixed_at_bound'])}")
+    check = res.integration
+    if check:
+        lines.append(f"  Integration checked: LL changes by {check['difference']:+.4f} under {check['checked_with']}"
+                     + ("" if check["ok"] else "  (more than 0.01: see the IntegrationWarning)"))
+        if check.get("refined_from"):
+            lines.append(f"  Integration refined from {check['refined_from']}")
     return lines + [""]
 
 
