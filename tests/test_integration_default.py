@@ -75,3 +75,47 @@ def test_large_clusters_refine_the_rule():
     assert "Integration refined from" in res.summary()
     dense = bm.check_integration(res, [DENSE])["difference"].iloc[1]
     assert abs(dense) < 0.01 or not check["ok"]
+
+
+# ---------------------------------------------------------------- issue 11, item 3 (first pieces)
+def test_constant_lca_covariate_is_refused_before_compiling():
+    df, _ = simulate_lca(TAU, [0.3], n_persons=60, seed=3)
+    df["x"] = 2.0
+    with pytest.raises(bm.DataError, match=r"x: the column is constant \(2\) over all persons.*alpha"):
+        bm.lca(df, ITEMS, 2, covariates=["x"])
+    clustered = df.assign(cluster=np.arange(60) // 6, w=1.5)
+    with pytest.raises(bm.DataError, match=r"w: the column is constant \(1.5\) over all clusters"):
+        bm.lca(clustered, ITEMS, 2, cluster="cluster", covariates=["w"], class_level="between")
+    bm.lca(df, ITEMS, 1, covariates=["x"])  # one class: no class logits, nothing to confound
+
+
+def test_stopping_at_the_iteration_limit_is_reported():
+    df, _ = simulate_lca(TAU, [0.3], n_persons=80, seed=4)
+    model = bm.lca(df, ITEMS, 2)
+    with pytest.warns(bm.ConvergenceWarning, match=r"iteration limit \(max_iter=2\)"):
+        res = bm.fit_ml(model, n_starts=1, n_final=1, max_iter=2, newton_steps=0, progress=False)
+    assert res.convergence["hit_iteration_limit"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = bm.fit_ml(model, n_starts=1, n_final=1, progress=False)
+    assert not res.convergence["hit_iteration_limit"]
+    assert not any("iteration limit" in str(w.message) for w in caught)
+
+
+class _Quadratic:
+    """LL = -(x - 20)^2 per element: its maximum lies outside a +-15 box."""
+
+    def ll_and_grad(self, x):
+        return float(-np.sum((x - 20.0) ** 2)), -2.0 * (x - 20.0)
+
+    def second_order(self, x):
+        return {"hessian": -2.0 * np.eye(x.size)}
+
+
+def test_newton_polish_stays_inside_the_bounds():
+    from bayesmix.fit.ml import _newton_polish
+
+    box = (np.full(2, -15.0), np.full(2, 15.0))
+    x, ll, g, _ = _newton_polish(_Quadratic(), np.array([14.0, 0.0]), 5, np.array([True, True]), box)
+    assert np.all(x <= 15.0) and np.all(x >= -15.0), x  # the old polish went to 20
+    assert x[0] > 14.9 and ll > -((14.0 - 20) ** 2 + 400)

@@ -70,7 +70,7 @@ from bayesmix.families.blocks import (
     draw_classes,
 )
 from bayesmix.families.examples import example_data
-from bayesmix.families.levels import check_class_level, cluster_level_covariates
+from bayesmix.families.levels import check_class_level, check_not_constant, cluster_level_covariates
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,9 @@ class LCAModel(FamilyModel):
         d, k = self.data, self.spec.n_classes
         # (J, Q) predictors of a between-level class (validated constant within clusters)
         self.cluster_x = cluster_level_covariates(d) if self.between else None
+        if k > 1:  # a constant class predictor is confounded with alpha (as in mixture_regression)
+            check_not_constant(d.covariate_names, self.cluster_x if self.between else d.covariates,
+                               "clusters" if self.between else "persons", "the class-logit intercept alpha")
         cat = np.asarray(d.categorical_mask, dtype=bool)
         self.cat_items = [it for it, c in zip(d.items, cat) if c]
         self.cont_items = [it for it, c in zip(d.items, cat) if not c]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayesmix.data.levels import cluster_level_values
-from bayesmix.exceptions import SpecificationError
+from bayesmix.exceptions import DataError, SpecificationError
 
 CLASS_LEVELS = ("within", "between")
 
@@ -51,3 +51,13 @@ def cluster_level_covariates(prepared) -> np.ndarray:
         "with class_level='between' the class is a cluster variable and only cluster-level covariates can "
         "predict it (eq. 17): aggregate the covariate to the cluster, e.g. "
         "df.groupby({cluster!r})[{name!r}].transform('mean'), or use class_level='within'.")
+
+
+def check_not_constant(names, values: np.ndarray, level: str, what: str = "the intercept") -> None:
+    """Refuse a predictor without variation over the rows used (``level``: persons
+    or clusters): it is confounded with ``what`` (and would give a prior scale of
+    1e12); raised before any compilation."""
+    for q, name in enumerate(names):
+        if values.shape[0] > 1 and np.ptp(values[:, q]) == 0:
+            raise DataError(f"{name}: the column is constant ({values[0, q]:g}) over all {level}; it cannot be "
+                            f"separated from {what}. Fix: drop it from the model.")

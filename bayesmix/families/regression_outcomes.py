@@ -26,8 +26,9 @@ from bayesmix.core.integrate import segment_sum
 from bayesmix.core.normal_marginal import cluster_normal_loglik
 from bayesmix.data import PreparedData, prepare_wide
 from bayesmix.data.levels import cluster_level_values
-from bayesmix.exceptions import DataError, SpecificationError
+from bayesmix.exceptions import SpecificationError
 from bayesmix.families.blocks import draw_classes
+from bayesmix.families.levels import check_not_constant
 
 CLUSTER_FIX = ("aggregate it to the cluster first, e.g. df.groupby({cluster!r})[{name!r}].transform('mean'), "
                "or use it as a within-level covariate.")
@@ -105,10 +106,7 @@ class RegressionOutcomes:
                                      (spec.between_covariates, out["wb"], "clusters"),
                                      (spec.class_covariates, out["xc"],
                                       "clusters" if spec.class_level == "between" else "persons")):
-            for q, name in enumerate(names):
-                if values.shape[0] > 1 and np.ptp(values[:, q]) == 0:
-                    raise DataError(f"{name}: the column is constant ({values[0, q]:g}) over all {level}; it "
-                                    "cannot be separated from the intercept. Fix: drop it from the model.")
+            check_not_constant(names, values, level)
 
     def _moments(self, y, obs, x, w):
         pn = self.cont_idx.size

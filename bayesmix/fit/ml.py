@@ -55,9 +55,12 @@ def _minimize(comp, x0, maxiter, gtol, bounds=None):
                              options={"maxiter": maxiter, "gtol": gtol, "ftol": 1e-13, "maxcor": 20})
 
 
-def _newton_polish(comp, x, steps: int, free: np.ndarray):
+def _newton_polish(comp, x, steps: int, free: np.ndarray, bounds=None):
     """A few damped Newton steps on the exact Hessian over the parameters not at a
-    bound (``free``); stops if the Hessian is not negative definite there."""
+    bound (``free``); stops if the Hessian is not negative definite there. Every
+    step stays inside the box ``bounds``: it is shortened to 99% of the way to
+    the nearest bound it would cross (a threshold once left the +-15 box at 15.6)."""
+    low, high = bounds if bounds is not None else (np.full(x.size, -np.inf), np.full(x.size, np.inf))
     ll, g = comp.ll_and_grad(x)
     info = None
     for _ in range(steps):
@@ -71,7 +74,9 @@ def _newton_polish(comp, x, steps: int, free: np.ndarray):
             break
         step = np.zeros_like(x)
         step[free] = np.linalg.solve(-h, g[free])
-        t = 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(step > 0, (high - x) / step, np.where(step < 0, (low - x) / step, np.inf))
+        t = min(1.0, 0.99 * float(np.min(room, initial=np.inf)))
         while t > 1e-4:
             ll_new, g_new = comp.ll_and_grad(x + t * step)
             if np.isfinite(ll_new) and ll_new >= ll - 1e-10:
@@ -205,7 +210,15 @@ def _fit_once(model, *, n_starts, n_final, short_iter, max_iter, seed, se, start
     # the logit scale, a log-sd at its limits) is fixed there "to avoid
     # singularity"; it gets no SE and the other SEs are computed with it held fixed.
     at_bound = (best.x <= bounds[0] + 1e-6) | (best.x >= bounds[1] - 1e-6)
-    x, ll, g, info = _newton_polish(comp, best.x, newton_steps, ~at_bound)
+    x, ll, g, info = _newton_polish(comp, best.x, newton_steps, ~at_bound, bounds)
+    # a parameter the polish left next to its bound with the gradient pushing out
+    # is at the bound: hold it there as well
+    pushed = ~at_bound & (((x <= bounds[0] + 1e-4) & (g < 0)) | ((x >= bounds[1] - 1e-4) & (g > 0)))
+    if pushed.any():
+        x = np.where(pushed, np.where(g < 0, bounds[0], bounds[1]), x)
+        at_bound = at_bound | pushed
+        ll, g = comp.ll_and_grad(x)
+        info = None
     if info is None:
         info = comp.second_order(x)
     fixed = [lab for lab, b in zip(packing.labels(), at_bound) if b]
@@ -224,6 +237,12 @@ def _fit_once(model, *, n_starts, n_final, short_iter, max_iter, seed, se, start
             "it may be a local maximum. Increase n_starts/n_final (e.g. n_starts=100, n_final=20).",
             StartsWarning, stacklevel=4)
     grad_norm = float(np.max(np.abs(g[~at_bound]), initial=0.0))
+    hit_limit = bool(best.nit >= max_iter or "ITERATIONS REACHED LIMIT" in str(best.message).upper())
+    if hit_limit:
+        warnings.warn(f"fit_ml: L-BFGS-B stopped at the iteration limit (max_iter={max_iter}) on the best start; "
+                      f"after the Newton polish the largest gradient element is {grad_norm:.2g}. Fix: raise "
+                      "max_iter (and check the starts table) before trusting the estimates.",
+                      ConvergenceWarning, stacklevel=4)
     if grad_norm > 1e-2:
         warnings.warn(f"fit_ml: the largest gradient element at the optimum is {grad_norm:.2g}; "
                       "the fit may not have converged (raise max_iter).", ConvergenceWarning, stacklevel=4)
@@ -233,6 +252,7 @@ def _fit_once(model, *, n_starts, n_final, short_iter, max_iter, seed, se, start
         "message": str(best.message),
         "iterations": int(best.nit),
         "max_abs_gradient": grad_norm,
+        "hit_iteration_limit": hit_limit,
         "n_best": n_best,
         "fixed_at_bound": fixed,
         "compile_seconds": t_compile,
