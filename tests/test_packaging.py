@@ -7,6 +7,8 @@ venv only as a transitive dependency, not a declared one).
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -92,7 +94,8 @@ def test_environment_mirrors_pyproject(pyproject):
 
 def test_environment_installs_package_in_editable_mode():
     _, pip = _env_dependencies()
-    assert "-e ." in pip
+    # compat mode: see test_a_folder_named_bayesmix_in_the_working_directory_does_not_shadow_the_package
+    assert "-e . --config-settings editable_mode=compat" in pip
 
 
 def test_python_version_pins(pyproject):
@@ -118,3 +121,16 @@ def test_installed_versions_satisfy_lower_bounds(pyproject):
         if low is not None and version.Version(have) < version.Version(low):
             too_old[name] = (low, have)
     assert not too_old, f"installed versions below the declared bounds: {too_old}"
+
+
+def test_a_folder_named_bayesmix_in_the_working_directory_does_not_shadow_the_package(tmp_path):
+    """A clone named bayesmix, seen from its parent folder, is an empty namespace
+    package there; with the default (strict) editable install it shadowed the real
+    package (bayesmix.__file__ None, no bm.lca). scripts/_venv.sh installs in
+    compat mode, which puts the project root on sys.path."""
+    (tmp_path / "bayesmix").mkdir()
+    (tmp_path / "bayesmix" / "README.md").write_text("a checkout\n")
+    out = subprocess.run([sys.executable, "-c", "import bayesmix; print(bayesmix.__file__)"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("__init__.py"), out.stdout
