@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bayesmix import dims
 from bayesmix.exceptions import SpecificationError
 from bayesmix.fit.results import MLResult
 
@@ -23,14 +24,43 @@ def icc_from_variance(variance, link: str = "logit"):
     return variance / (variance + resid)
 
 
-def _variance_names(result) -> list[str]:
-    """Names of the covariances of random class-logit intercepts, from the class
-    variables the family declares (an MLResult) or stamped by ``sample``."""
+def _class_variables(result) -> list[dict]:
+    """The class variables the family declares (an MLResult) or stamped by ``sample``."""
     if isinstance(result, MLResult):
-        cvs = [cv.as_dict() for cv in result.model.class_variables]
-    else:
-        cvs = json.loads(result["posterior"].attrs.get("bayesmix_class_variables", "[]"))
-    return [cv["logit_variance"] for cv in cvs if cv.get("logit_variance")]
+        return [cv.as_dict() for cv in result.model.class_variables]
+    return json.loads(result["posterior"].attrs.get("bayesmix_class_variables", "[]"))
+
+
+def _variance_names(result) -> list[str]:
+    """Names of the covariances of random class-logit intercepts."""
+    return [cv["logit_variance"] for cv in _class_variables(result) if cv.get("logit_variance")]
+
+
+def _has_cluster(result) -> bool:
+    if isinstance(result, MLResult):
+        return result.model.data.cluster_idx is not None
+    # sample's pointwise log-likelihood is per cluster for two-level data
+    groups = [result[g] for g in ("log_likelihood", "posterior") if g in result.children]
+    return any(dims.CLUSTER in var.dims for g in groups for var in g.data_vars.values())
+
+
+def _no_icc_message(result) -> str:
+    """Why there is no ICC, with the fix that fits this model: the cluster may be
+    there already (a between class, or a within class without random intercepts)."""
+    head = "icc: this model has no random class-logit intercepts, so there is no ICC of alpha_cj (eq. 20)"
+    between = [cv for cv in _class_variables(result) if tuple(cv.get("membership_dims", ())) == (dims.CLUSTER,)]
+    if between:
+        return (f"{head}: its class variable {between[0]['name']} is at the between level (one class per cluster: "
+                "Model 5 of section 5, the limit of Model 6 as Var(alpha_1) grows, i.e. ICC = 1). Fix: to let membership vary within clusters "
+                "around a cluster random intercept, refit with class_level='within-between' "
+                "(mixture_regression) or lca(..., class_level='within', random_intercepts=True), keeping your "
+                "cluster column.")
+    if _has_cluster(result):
+        return (f"{head}: the data have clusters, but the class logits have no random intercept. Fix: refit with "
+                "lca(..., random_intercepts=True) or mixture_regression(..., class_level='within-between'), "
+                "keeping your cluster column.")
+    return (f"{head}. Fix: fit a two-level model with them, e.g. lca(..., cluster=..., random_intercepts=True) or "
+            "mixture_regression(..., cluster=..., class_level='within-between').")
 
 
 def icc(result, *, hdi_prob: float = 0.95):
@@ -48,10 +78,7 @@ def icc(result, *, hdi_prob: float = 0.95):
             "with random class-logit intercepts.")
     names = _variance_names(result)
     if not names:
-        raise SpecificationError(
-            "icc: this model has no random class-logit intercepts, so there is no ICC of alpha_cj (eq. 20). "
-            "Fix: fit a model with them, e.g. lca(..., cluster=..., random_intercepts=True) or "
-            "mixture_regression(..., class_level='within-between').")
+        raise SpecificationError(_no_icc_message(result))
     name = names[0]
     if isinstance(result, MLResult):
         var = np.diag(np.atleast_2d(result.natural[name]))

@@ -22,7 +22,7 @@ from bayesmix.data import (
     load_dataset,
     prepare_wide,
 )
-from bayesmix.exceptions import DataError, DroppedRowsWarning
+from bayesmix.exceptions import DataError, DroppedRowsWarning, ItemTypeWarning
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "bayesmix" / "data" / "datasets"
 
@@ -226,7 +226,8 @@ def test_exam_two_level():
 
 def test_ordinal_and_binary_codes():
     df = pd.DataFrame({"o": [1, 2, 3, 2, 1], "b": [1, 2, 2, 1, 2], "f": [0.5, 1.5, 0.5, 1.5, 0.5]})
-    p = prepare_wide(df, ["o", "b", "f"], item_types={"o": "ordinal"})
+    with pytest.warns(ItemTypeWarning, match=r"'f': inferred 'binary' .*\(0\.5, 1\.5\)"):
+        p = prepare_wide(df, ["o", "b", "f"], item_types={"o": "ordinal"})
     np.testing.assert_array_equal(p.y[:, 0], [0, 1, 2, 1, 0])
     np.testing.assert_array_equal(p.y[:, 1], [0, 1, 1, 0, 1])
     np.testing.assert_array_equal(p.y[:, 2], [0, 1, 0, 1, 0])
@@ -256,7 +257,10 @@ def test_inference_of_kinds():
             "ord_nullable": pd.array([1, 2, 3, None] * 5, dtype="Int64"),
         }
     )
-    p = prepare_wide(df, list(df.columns))
+    with pytest.warns(ItemTypeWarning) as rec:
+        p = prepare_wide(df, list(df.columns))
+    assert len(rec) == 1 and "'many_ints': inferred 'continuous'" in str(rec[0].message)
+    assert "'cont'" not in str(rec[0].message)  # normal draws are plainly continuous
     assert p.kinds == ("binary", "binary", "ordinal", "continuous", "continuous", "ordinal")
     np.testing.assert_array_equal(p.categorical_mask, [True, True, True, False, False, True])
     np.testing.assert_array_equal(p.continuous_mask, [False, False, False, True, True, False])
@@ -270,7 +274,8 @@ def test_partial_item_types_dict_and_numeric_categorical_item():
     df = pd.DataFrame(
         {"x": [1, 2, 3, 1], "z": pd.Categorical([10, 20, 20, 10]), "w": [0, 1, 1, 0]}
     )
-    p = prepare_wide(df, ["x", "z", "w"], item_types={"x": "continuous"})
+    with pytest.warns(ItemTypeWarning, match=r"'z': inferred 'binary'"):
+        p = prepare_wide(df, ["x", "z", "w"], item_types={"x": "continuous"})
     assert p.kinds == ("continuous", "binary", "binary")
     assert p.items[1].categories == (10, 20)
     np.testing.assert_array_equal(p.y[:, 1], [0, 1, 1, 0])

@@ -12,30 +12,47 @@ anything else happens (no warning, no array is handed out):
 3. which rows are excluded (all items missing, missing covariate, missing
    cluster label); nothing is dropped silently;
 4. item and cluster contents over the *kept* rows (the rows the model sees):
-   enough observations, kinds, category codes, at least two clusters.
+   enough observations, kinds, category codes, at least two clusters, cluster
+   labels that do not collide.
 
-Only then is the ``DroppedRowsWarning`` issued and the arrays built.  Pure
+Only then are the warnings issued (``ItemTypeWarning`` for inferred item kinds
+that are not obvious, ``MissingCodeWarning`` for values that look like
+missing-value codes, ``DroppedRowsWarning``) and the arrays built.  Column
+contents are checked in ``codes.py``, item kinds in ``item_kinds.py``.  Pure
 numpy/pandas: this module must stay importable without PyMC.
 """
 
 from __future__ import annotations
 
 import difflib
-import numbers
 import warnings
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from bayesmix.exceptions import DataError, DroppedRowsWarning
+from bayesmix.data.codes import (
+    _check_finite,
+    _fmt_values,
+    _plural,
+    _to_float,
+    cluster_codes,
+    missing_code_note,
+    missing_codes,
+)
+from bayesmix.data.item_kinds import (
+    CATEGORICAL_KINDS,
+    ITEM_KINDS,
+    MAX_INFERRED_ORDINAL,
+    ItemInfo,
+    _declared_kinds,
+    inference_message,
+    item_info,
+)
+from bayesmix.exceptions import DataError, DroppedRowsWarning, ItemTypeWarning, MissingCodeWarning
 
-ITEM_KINDS = ("binary", "ordinal", "continuous")
-CATEGORICAL_KINDS = ("binary", "ordinal")
-# Inference: integer codes with 3..MAX_INFERRED_ORDINAL distinct values are
-# ordinal; more distinct values are far more often a score than a rating scale.
-MAX_INFERRED_ORDINAL = 10
+__all__ = ["CATEGORICAL_KINDS", "ITEM_KINDS", "MAX_INFERRED_ORDINAL", "ItemInfo", "PreparedData", "prepare_wide"]
 
 REASON_NO_ITEM = "no observed item"
 REASON_MISSING_CLUSTER = "missing cluster"
@@ -51,28 +68,6 @@ def _reason_detail(reasons, covariate_names) -> str:
     order.append(REASON_MISSING_CLUSTER)
     counts = pd.Series(list(reasons), dtype=object).value_counts()
     return ", ".join(f"{counts[r]} {r}" for r in order if r in counts.index)
-
-
-@dataclass(frozen=True)
-class ItemInfo:
-    """One observed indicator.
-
-    ``categories`` holds the sorted original values of a categorical item;
-    code ``k`` in ``PreparedData.y`` stands for ``categories[k]``.  It is empty
-    for a continuous item.  ``name`` is the column label as given.
-    """
-
-    name: str
-    kind: str
-    categories: tuple = ()
-
-    @property
-    def n_categories(self) -> int:
-        return len(self.categories)
-
-    @property
-    def is_categorical(self) -> bool:
-        return self.kind in CATEGORICAL_KINDS
 
 
 # eq=False: the dataclass __eq__ would compare numpy arrays elementwise and fail.
@@ -152,6 +147,9 @@ class PreparedData:
         cells = self.y.size
         pct = 100.0 * self.n_missing / cells if cells else 0.0
         lines.append(f"missing item cells: {self.n_missing} of {cells} ({pct:.1f}%)")
+        for it in self.items:
+            if it.note:
+                lines.append(f"item {it.name!r}: {it.note}")
         if self.n_dropped:
             detail = _reason_detail(self.dropped["reason"], self.covariate_names)
             lines.append(f"rows dropped: {self.n_dropped} ({detail})")
@@ -168,28 +166,7 @@ class PreparedData:
         )
 
 
-# --------------------------------------------------------------------------- formatting
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def _scalar(v):
-    """numpy scalar -> Python scalar, integral floats -> int (for messages and categories)."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return v
-
-
-def _fmt_values(values, limit: int = 6) -> str:
-    values = list(values)
-    shown = ", ".join(repr(_scalar(v)) for v in values[:limit])
-    if len(values) > limit:
-        shown += f", ... ({len(values) - limit} more)"
-    return shown
+# --------------------------------------------------------------------------- phase 1
 
 
 def _column_error(argname: str, col, columns: pd.Index) -> DataError:
@@ -200,9 +177,6 @@ def _column_error(argname: str, col, columns: pd.Index) -> DataError:
         f"{argname}: column {col!r} not found in data.{hint} "
         f"Available columns: {_fmt_values(columns, limit=12)}."
     )
-
-
-# --------------------------------------------------------------------------- phase 1
 
 
 def _as_name_list(arg, argname: str, allow_empty: bool) -> list:
@@ -245,184 +219,6 @@ def _check_columns(data: pd.DataFrame, names: list, argname: str) -> None:
             )
 
 
-def _check_kind(kind, where: str) -> str:
-    if not isinstance(kind, str) or kind not in ITEM_KINDS:
-        close = difflib.get_close_matches(str(kind), ITEM_KINDS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DataError(
-            f"{where}: got {kind!r}; valid choices are {_fmt_values(ITEM_KINDS)}{hint}."
-        )
-    return kind
-
-
-def _declared_kinds(item_types, items: list) -> dict:
-    """item -> declared kind; items left out are inferred later."""
-    if item_types is None:
-        return {}
-    if isinstance(item_types, str):
-        kind = _check_kind(item_types, "item_types")
-        return dict.fromkeys(items, kind)
-    if isinstance(item_types, Mapping):
-        extra = [k for k in item_types if k not in items]
-        if extra:
-            raise DataError(
-                f"item_types: key {extra[0]!r} is not one of the items "
-                f"({_fmt_values(items)}); remove it or add it to `items`."
-            )
-        return {k: _check_kind(v, f"item_types[{k!r}]") for k, v in item_types.items()}
-    raise DataError(
-        f"item_types: got a {type(item_types).__name__}; expected None (infer), one of "
-        f"{_fmt_values(ITEM_KINDS)} for every item, or a dict item -> type."
-    )
-
-
-# --------------------------------------------------------------------------- phase 2
-
-
-def _non_numeric_error(series: pd.Series, col, role: str, example) -> DataError:
-    labels = list(pd.unique(series.dropna()))[:3]
-    if role == "items":
-        looks_numeric = all(isinstance(v, str) and _is_number_text(v) for v in labels)
-        if looks_numeric:
-            fix = f"convert it, e.g. df[{col!r}] = pd.to_numeric(df[{col!r}])"
-        else:
-            mapping = ", ".join(f"{_scalar(v)!r}: {i}" for i, v in enumerate(labels))
-            fix = f"map the labels to numbers, e.g. df[{col!r}] = df[{col!r}].map({{{mapping}}})"
-        what = "item responses must be numeric codes"
-    else:
-        fix = (
-            f"dummy-code it, e.g. d = pd.get_dummies(df[{col!r}], prefix={str(col)!r}, "
-            f"drop_first=True, dtype=float); df = df.join(d) and pass the columns of d "
-            f"as covariates"
-        )
-        what = "covariates must be numeric"
-    return DataError(
-        f"{role}: column {col!r} holds non-numeric values (e.g. {_scalar(example)!r}, "
-        f"dtype {series.dtype}); {what}. Fix: {fix}."
-    )
-
-
-def _is_number_text(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_real(v) -> bool:
-    # bool is accepted as 0/1; complex is not numbers.Real.
-    return isinstance(v, (numbers.Real, np.bool_))
-
-
-def _to_float(series: pd.Series, col, role: str) -> np.ndarray:
-    """Float64 copy of a column, NaN for missing; DataError on non-numeric codes."""
-    dtype = series.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        cats = dtype.categories
-        if pd.api.types.is_numeric_dtype(cats.dtype) and not pd.api.types.is_complex_dtype(
-            cats.dtype
-        ):
-            codes = series.cat.codes.to_numpy()
-            out = np.asarray(cats, dtype=float)[np.maximum(codes, 0)]
-            out[codes < 0] = np.nan
-            return out
-        bad = series.dropna()
-        raise _non_numeric_error(series, col, role, bad.iloc[0] if len(bad) else None)
-    if pd.api.types.is_bool_dtype(dtype) or (
-        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)
-    ):
-        return series.to_numpy(dtype=float, na_value=np.nan)
-    if dtype == object:
-        values = series.to_numpy()
-        missing = series.isna().to_numpy()
-        for v, m in zip(values, missing):
-            if not m and not _is_real(v):
-                raise _non_numeric_error(series, col, role, v)
-        out = np.full(len(values), np.nan)
-        out[~missing] = [float(v) for v in values[~missing]]
-        return out
-    # str, datetime, timedelta, interval, complex, ...
-    bad = series.dropna()
-    raise _non_numeric_error(series, col, role, bad.iloc[0] if len(bad) else None)
-
-
-def _check_finite(values: np.ndarray, col, role: str, index: pd.Index) -> None:
-    inf = np.isinf(values)
-    if inf.any():
-        first = int(np.flatnonzero(inf)[0])
-        raise DataError(
-            f"{role}: column {col!r} holds {int(inf.sum())} infinite value(s) (e.g. "
-            f"{values[first]} at index {index[first]!r}). Fix: replace them with NaN "
-            f"(missing) or with finite values."
-        )
-
-
-# --------------------------------------------------------------------------- phase 4
-
-
-def _item_info(col, values: np.ndarray, declared: str | None, n_kept: int) -> ItemInfo:
-    """Check one item over the kept rows and return its kind and categories."""
-    obs = values[~np.isnan(values)]
-    if obs.size < 2:
-        raise DataError(
-            f"items: column {col!r} has {obs.size} non-missing value(s) among the "
-            f"{n_kept} rows kept; at least 2 are needed. Fix: drop it from `items`."
-        )
-    uniq = np.unique(obs)
-    if uniq.size < 2:
-        raise DataError(
-            f"items: column {col!r} is constant (every observed value is "
-            f"{_scalar(uniq[0])!r}); a constant item cannot be estimated. "
-            f"Fix: drop it from `items`."
-        )
-    integral = bool(np.all(uniq == np.round(uniq)))
-    if declared is None:
-        if uniq.size == 2:
-            kind = "binary"
-        elif integral and uniq.size <= MAX_INFERRED_ORDINAL:
-            kind = "ordinal"
-        else:
-            kind = "continuous"
-        where = (
-            f"items: column {col!r} was inferred as {kind!r} (integer codes with 3 to "
-            f"{MAX_INFERRED_ORDINAL} distinct values)"
-        )
-        subject = "it"
-        alt = f", or declare item_types={{{col!r}: 'continuous'}}"
-    else:
-        kind = declared
-        where = f"item_types[{col!r}] is {kind!r}"
-        subject = f"column {col!r}"
-        alt = ""
-
-    if kind == "binary" and uniq.size > 2:
-        raise DataError(
-            f"{where} but {subject} has {uniq.size} distinct values "
-            f"({_fmt_values(uniq)}). Fix: declare it 'ordinal' "
-            f"(item_types={{{col!r}: 'ordinal'}}) or recode it to two values."
-        )
-    if kind == "ordinal":
-        if not integral:
-            bad = uniq[uniq != np.round(uniq)][0]
-            raise DataError(
-                f"{where} but {subject} holds non-integer values (e.g. "
-                f"{_scalar(bad)!r}). Fix: recode it to consecutive integer codes, e.g. "
-                f"df[{col!r}] = df[{col!r}].rank(method='dense'), or declare it 'continuous'."
-            )
-        expected = np.arange(uniq[0], uniq[-1] + 1)
-        gaps = np.setdiff1d(expected, uniq)
-        if gaps.size:
-            raise DataError(
-                f"{where} but {subject} skips code(s) {_fmt_values(gaps)} "
-                f"(observed codes: {_fmt_values(uniq, limit=12)}); ordinal codes must be "
-                f"consecutive integers. Fix: recode them to consecutive integers, e.g. "
-                f"df[{col!r}] = df[{col!r}].rank(method='dense'){alt}."
-            )
-    categories = tuple(_scalar(v) for v in uniq) if kind in CATEGORICAL_KINDS else ()
-    return ItemInfo(name=col, kind=kind, categories=categories)
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -439,7 +235,10 @@ def prepare_wide(data, items, *, item_types=None, cluster=None, covariates=None)
         ``"binary"``, ``"ordinal"`` or ``"continuous"``, for all items (str) or per
         item (dict; items left out are inferred).  ``None`` infers every kind:
         2 distinct values -> binary, integer codes with 3..10 distinct values ->
-        ordinal, otherwise continuous.
+        ordinal, otherwise continuous.  Inferences that are not obvious (two
+        values that are not consecutive integer codes, 8 to 10 ordinal codes,
+        more than 10 integer codes, a few non-integer values among integer
+        codes) are listed in one ``ItemTypeWarning`` and in ``summary()``.
     cluster : column name, optional
         Level-2 unit label (any type).  ``None`` gives a single-level model.
     covariates : list of column names, optional
@@ -447,13 +246,20 @@ def prepare_wide(data, items, *, item_types=None, cluster=None, covariates=None)
 
     Rows whose items are all missing, or that miss a covariate or the cluster
     label, are excluded, listed in ``PreparedData.dropped`` and reported by one
-    ``DroppedRowsWarning``.  Rows with some missing items are kept.
+    ``DroppedRowsWarning``.  Rows with some missing items are kept.  Values that
+    look like missing-value codes (-9, 999, ... apart from the other values) get
+    a ``MissingCodeWarning`` (or, where they would become a category, a
+    ``DataError``) with the recoding that sets them to NaN.
     """
     items, covariates, declared = _check_arguments(data, items, item_types, cluster, covariates)
     y_raw, x_raw = _raw_values(data, items, covariates)
     keep, reasons = _rows_to_exclude(data, y_raw, x_raw, covariates, cluster)
     infos, cluster_idx, cluster_labels = _kept_contents(data, y_raw, keep, items, declared, cluster)
-    # all checks passed: report exclusions, then build arrays
+    # all checks passed: report inferred kinds, suspect codes and exclusions, then build arrays
+    message = inference_message(infos)
+    if message:
+        warnings.warn(message, ItemTypeWarning, stacklevel=2)
+    _report_missing_codes(infos, y_raw[keep], covariates, x_raw[keep])
     dropped = _report_dropped(data.index, keep, reasons, covariates, len(data))
     y = y_raw[keep].copy()
     for j, info in enumerate(infos):
@@ -484,10 +290,8 @@ def _check_arguments(data, items, item_types, cluster, covariates):
     """Phase 1: the arguments (types, columns, overlaps); returns the item and
     covariate name lists and the declared item kinds."""
     if not isinstance(data, pd.DataFrame):
-        raise DataError(
-            f"data: got a {type(data).__name__}; expected a pandas DataFrame with one row "
-            f"per person. Fix: wrap it, e.g. pd.DataFrame(array, columns=[...])."
-        )
+        raise DataError(f"data: got a {_type_name(data)}; expected a pandas DataFrame with one row per person. "
+                        f"Fix: {_frame_fix(data)}.")
     items = _as_name_list(items, "items", allow_empty=False)
     covariates = _as_name_list(covariates, "covariates", allow_empty=True)
     _check_columns(data, items, "items")
@@ -555,21 +359,49 @@ def _kept_contents(data, y_raw, keep, items, declared, cluster):
     """Phase 4: item kinds and categories, and cluster codes, of the kept rows."""
     n_kept = int(keep.sum())
     y_kept = y_raw[keep]
+    index = data.index[keep]
     infos = tuple(
-        _item_info(c, y_kept[:, j], declared.get(c), n_kept) for j, c in enumerate(items)
+        item_info(c, y_kept[:, j], declared.get(c), n_kept, index) for j, c in enumerate(items)
     )
     cluster_idx = cluster_labels = None
     if cluster is not None:
-        codes, uniques = pd.factorize(data[cluster][keep], sort=False)
-        if len(uniques) < 2:
-            raise DataError(
-                f"cluster: column {cluster!r} has a single cluster ({_scalar(uniques[0])!r}) "
-                f"among the {n_kept} rows kept; a two-level model needs at least 2. "
-                f"Fix: omit `cluster` for a single-level model."
-            )
-        cluster_idx = codes.astype(np.int64)
-        cluster_labels = np.asarray(list(uniques), dtype=object)
+        cluster_idx, cluster_labels = cluster_codes(data[cluster][keep], cluster, n_kept)
     return infos, cluster_idx, cluster_labels
+
+
+def _type_name(obj) -> str:
+    module = type(obj).__module__.split(".")[0]
+    return f"{module}.{type(obj).__name__}" if module not in ("builtins", "numpy") else type(obj).__name__
+
+
+def _frame_fix(data) -> str:
+    """How to turn ``data`` into a pandas DataFrame: other dataframe libraries
+    (polars, pyarrow, modin, ...) have ``to_pandas``; the dataframe interchange
+    protocol is read by ``pd.api.interchange.from_dataframe``."""
+    if callable(getattr(data, "to_pandas", None)):
+        return "convert it with data.to_pandas() (polars and pyarrow tables have it)"
+    if hasattr(data, "__dataframe__"):
+        return "convert it with pd.api.interchange.from_dataframe(data)"
+    if isinstance(data, dict):
+        return "wrap it, e.g. pd.DataFrame(data)"
+    return "wrap it, e.g. pd.DataFrame(array, columns=[...])"
+
+
+def _report_missing_codes(infos, y_kept, covariates, x_kept) -> None:
+    """One ``MissingCodeWarning`` for the continuous items and the covariates that
+    hold values looking like missing-value codes (categorical items with one
+    raised a ``DataError`` already: there it would have become a category)."""
+    columns = [("item", it.name, y_kept[:, j]) for j, it in enumerate(infos) if not it.is_categorical]
+    columns += [("covariate", c, x_kept[:, q]) for q, c in enumerate(covariates)]
+    notes = []
+    for role, col, values in columns:
+        codes = missing_codes(np.unique(values[~np.isnan(values)]))
+        if codes:
+            notes.append("  - " + missing_code_note(col, role, values, codes))
+    if notes:
+        warnings.warn(
+            f"{len(notes)} column(s) hold values that look like missing-value codes (they lie apart from the other "
+            "values and are used as numbers now):\n" + "\n".join(notes), MissingCodeWarning, stacklevel=3)
 
 
 def _report_dropped(index, keep, reasons, covariates, n_rows) -> pd.DataFrame:
