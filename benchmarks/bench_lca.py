@@ -121,7 +121,7 @@ def children_peak_rss_mib() -> float:
 def instrument_compiles():
     """Record how long each compiled function of ``Compiled`` takes to become usable.
 
-    Wraps ``Compiled._get`` (benchmark-side only, the package is unchanged). The
+    Wraps ``Compiled._call`` (benchmark-side only, the package is unchanged). The
     first request of a key builds the PyTensor function (graph rewrites, code
     generation); with PyTensor's default Numba backend the machine code is then
     JIT-compiled, or loaded from the on-disk cache, on the *first call*. Both are
@@ -130,35 +130,22 @@ def instrument_compiles():
     """
     from bayesmix.fit import compiled as cmod
 
-    orig = cmod.Compiled._get
+    orig = cmod.Compiled._call
     if getattr(orig, "_bench_wrapped", False):
         return orig._bench_record
     record: dict[str, float] = {}
 
-    def _get(self, key, build):
-        if key in self._fns:
-            return self._fns[key]
+    def _call(self, key, build, theta):
+        if (key, cmod.get_backend()) in self._fns:
+            return orig(self, key, build, theta)
         t = time.perf_counter()
-        fn = build()
-        t_build = time.perf_counter() - t
-        done = []
+        out = orig(self, key, build, theta)  # build + first call (JAX/Numba compile on it)
+        record[key] = record.get(key, 0.0) + time.perf_counter() - t
+        return out
 
-        def first_call(*a, **kw):
-            if done:
-                return fn(*a, **kw)
-            t1 = time.perf_counter()
-            out = fn(*a, **kw)
-            record[key] = record.get(key, 0.0) + t_build + time.perf_counter() - t1
-            done.append(True)
-            self._fns[key] = fn  # later _get calls get the raw function
-            return out
-
-        self._fns[key] = first_call
-        return first_call
-
-    _get._bench_wrapped = True
-    _get._bench_record = record
-    cmod.Compiled._get = _get
+    _call._bench_wrapped = True
+    _call._bench_record = record
+    cmod.Compiled._call = _call
     return record
 
 

@@ -25,20 +25,32 @@ import xarray as xr
 
 from bayesmix import dims
 from bayesmix.exceptions import SpecificationError
-from bayesmix.fit.compiled import compiled, single_blas_thread
+from bayesmix.checks import check_int
+from bayesmix.fit.arguments import check_sample
+from bayesmix.fit.compiled import announce, compiled, get_backend, single_blas_thread
 from bayesmix.fit.ml import fit_ml
 from bayesmix.fit.relabel import relabel
 from bayesmix.fit.results import MLResult
 
 
+# nutpie's gradient: PyTensor's symbolic gradient (as bayesmix's own functions)
+NUTPIE_GRADIENT = {"jax": "pytensor", "numba": "pytensor"}
+
+
 def _nutpie_model(fam, init: dict):
     import nutpie
 
-    key = tuple((k, np.asarray(v).tobytes()) for k, v in sorted(init.items()))
+    key = (get_backend(),) + tuple((k, np.asarray(v).tobytes()) for k, v in sorted(init.items()))
     cache = fam.cache.get("nutpie")
     if cache is not None and cache[0] == key:
         return cache[1]
-    cm = nutpie.compile_pymc_model(fam.model, initial_points=dict(init), jitter_rvs=set())
+    # nutpie compiles the model its own way, with Numba or JAX: JAX when bayesmix's
+    # backend is JAX (seconds to the first draw against about half a minute for
+    # Numba with an empty cache; ARCHITECTURE.md decision 10), else Numba
+    backend = "jax" if get_backend() == "jax" else "numba"
+    with announce(fam, f"the NUTS sampler (nutpie, {backend})"):
+        cm = nutpie.compile_pymc_model(fam.model, initial_points=dict(init), jitter_rvs=set(), backend=backend,
+                                       gradient_backend=NUTPIE_GRADIENT[backend])
     fam.cache["nutpie"] = (key, cm)
     return cm
 
@@ -76,11 +88,12 @@ def sample(
     (per cluster for two-level models, per person otherwise: ``az.loo`` works
     cluster-wise) and, on request, posterior_predictive and observed_data.
     """
+    check_sample(model, ml=ml, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress, ppc_draws=ppc_draws,
+                 posterior_predictive=posterior_predictive, adaptation=adaptation)
     import nutpie
 
     for name, val in (("draws", draws), ("tune", tune), ("chains", chains), ("ppc_draws", ppc_draws)):
-        if not isinstance(val, (int, np.integer)) or val < 1:
-            raise SpecificationError(f"{name}: got {val!r}; give a positive integer.")
+        check_int(name, val, 1)
     if ml is None:
         ml = fit_ml(model, n_starts=10, n_final=3, seed=seed, progress=progress)
     elif ml.model is not model:

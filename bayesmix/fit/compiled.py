@@ -14,13 +14,20 @@ quantities) are central differences of exact first-order functions; see
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.util
+import os
+import sys
+import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.traversal import graph_inputs
 from pytensor.graph.replace import graph_replace
 from threadpoolctl import threadpool_limits
 
@@ -28,19 +35,118 @@ from bayesmix import dims
 from bayesmix.exceptions import SpecificationError
 
 
-def _mode():
-    """PyTensor's C backend (``cvm``) when a C compiler is configured, else the default.
+# -- backend --------------------------------------------------------------------
+# ARCHITECTURE.md decision 10 and benchmarks/README.md ("backends") give the
+# measurements behind the default: JAX compiles a model's functions in seconds
+# where PyTensor's C and Numba backends need one to three minutes with an empty
+# cache, and evaluates them about as fast once compiled.
+BACKENDS = ("jax", "c", "numba")
+DEFAULT_BACKEND = "jax"
+ENV_VAR = "BAYESMIX_BACKEND"
+_state: dict = {"backend": None, "messages": True, "announced": set(), "forked_after_jax": False}
 
-    Measured here on the 3-class LCA of 7326 x 17 (20 starts): a warm-cache fit took
-    1.6 s with the C backend against 10.9 s with PyTensor 3's default (Numba), and
-    32 s against 38 s with an empty cache.
+
+def _after_fork_in_child():
+    # JAX's runtime threads do not survive fork(): a JAX function called in a
+    # forked child (simstudy's workers) deadlocks. A child of a process that has
+    # imported JAX therefore compiles with the C backend. Workers compile quietly:
+    # their half-lines would interleave (the parent's progress bar reports them).
+    _state["messages"] = False
+    if "jax" in sys.modules:
+        _state["forked_after_jax"] = True
+        if _state["backend"] == "jax":
+            _state["backend"] = "c"
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _note(text: str, end: str = "\n") -> None:
+    if _state["messages"]:
+        sys.stderr.write(text + end)
+        sys.stderr.flush()
+
+
+def _resolve(name, what: str) -> str:
+    if not isinstance(name, str) or name.strip().lower() not in BACKENDS:
+        raise SpecificationError(
+            f"{what}: got {name!r}; valid choices are {', '.join(map(repr, BACKENDS))}. Fix: "
+            f"bayesmix.set_backend('jax') (the default), or set the environment variable {ENV_VAR}.")
+    name = name.strip().lower()
+    if name == "jax" and _state["forked_after_jax"]:
+        return "c"  # see _after_fork_in_child
+    if name == "jax" and importlib.util.find_spec("jax") is None:
+        _note("bayesmix: JAX is not installed; compiling with PyTensor's C backend instead "
+              "(pip install jax for first fits in seconds).")
+        name = "c"
+    if name == "c" and not pytensor.config.cxx:
+        _note("bayesmix: no C compiler is configured for PyTensor; compiling with Numba instead.")
+        name = "numba"
+    return name
+
+
+def set_backend(name: str | None = None, *, messages: bool | None = None) -> str:
+    """Choose how bayesmix compiles its likelihood functions and the NUTS model.
+
+    ``name``: "jax" (default; falls back to "c" with a one-line message when JAX
+    is not importable), "c" (PyTensor's C backend) or "numba". ``None`` keeps the
+    current choice. The environment variable ``BAYESMIX_BACKEND`` sets the initial
+    choice. ``messages=False`` silences the one-line compile notes on stderr.
+    Functions already compiled for a model stay cached under the backend they were
+    compiled with; switching compiles new ones. Returns the backend in use.
     """
-    if pytensor.config.cxx:
+    if messages is not None:
+        if not isinstance(messages, bool):
+            raise SpecificationError(f"messages: got {messages!r}; give True or False.")
+        _state["messages"] = messages
+    if name is not None:
+        _state["backend"] = _resolve(name, "backend")
+    return get_backend()
+
+
+def get_backend() -> str:
+    """The backend in use: ``set_backend``'s choice, else ``BAYESMIX_BACKEND``, else "jax"."""
+    if _state["backend"] is None:
+        _state["backend"] = _resolve(os.environ.get(ENV_VAR, DEFAULT_BACKEND), ENV_VAR)
+    return _state["backend"]
+
+
+def _mode():
+    """The PyTensor compilation mode of the backend in use."""
+    backend = get_backend()
+    if backend == "c":
         return pytensor.compile.mode.Mode(linker="cvm", optimizer="fast_run")
-    return None
+    # PyTensor's JAX linker turns on jax_enable_x64 when floatX is float64 (the
+    # default; bayesmix computes in float64 throughout)
+    if backend == "jax":
+        _strong_jax_alloc()
+        return pytensor.compile.mode.get_mode("JAX")
+    return pytensor.compile.mode.get_mode("NUMBA")
 
 
-MODE = _mode()
+@functools.cache
+def _strong_jax_alloc():
+    """PyTensor's JAX ``Alloc`` broadcasts a scalar constant, which its JAX linker
+    passes as a Python float: the result is *weakly* typed, and a weak float64
+    loses to a float32 constant in JAX's type promotion. ``zeros(...)[idx].inc(v)``
+    (segment sums) followed by ``switch(isinf(m), 0, m)`` (logsumexp) then ran in
+    float32 (errors of 4e-8 relative on the between-class LCA). Allocating in the
+    node's declared dtype keeps every value float64."""
+    import jax.numpy as jnp
+    from pytensor.link.jax.dispatch import jax_funcify
+    from pytensor.tensor.basic import Alloc
+
+    @jax_funcify.register(Alloc)
+    def _alloc(op, node, **kwargs):
+        dtype = node.outputs[0].type.dtype
+
+        def alloc(x, *shape):
+            res = jnp.broadcast_to(jnp.asarray(x, dtype=dtype), shape)
+            Alloc._check_runtime_broadcast(node, jnp.asarray(x), res.shape)
+            return res
+
+        return alloc
+
 
 # Without a BLAS to link, PyTensor's C Dot falls back to numpy.dot (numpy's own
 # OpenBLAS), which is what these small products want anyway; the warning about
@@ -49,8 +155,64 @@ warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS ins
 
 
 def function(inputs, outputs, **kwargs):
-    """``pytensor.function`` in the mode above."""
-    return pytensor.function(inputs, outputs, mode=MODE, **kwargs)
+    """``pytensor.function`` in the mode of the backend in use."""
+    return pytensor.function(inputs, outputs, mode=_mode(), **kwargs)
+
+
+def _lost_precision(fn, out) -> bool:
+    """True when a JAX function returned an output in another dtype than its graph
+    declares: a guard for JAX type-promotion surprises like the one
+    ``_strong_jax_alloc`` fixes (the K = 1 between-class LCA came back in float32)."""
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    return any(np.asarray(o).dtype != np.dtype(v.type.dtype) for o, v in zip(outs, fn.maker.fgraph.outputs))
+
+
+def _with_c(build, theta):
+    # compile that one function with the C backend instead (the model's other
+    # functions stay JAX); the numbers then do not depend on the backend
+    saved = _state["backend"]
+    _state["backend"] = "c"
+    try:
+        fn = build()
+        return fn, fn(theta)
+    finally:
+        _state["backend"] = saved
+
+
+def _spec_key(fam):
+    try:
+        return hash(fam.spec)
+    except TypeError:  # a spec holding unhashable values: announce each model
+        return id(fam)
+
+
+def announce(fam, what: str, n_params: int | None = None):
+    """Context manager: one stderr line "bayesmix: compiling <what> of the <family>
+    model (<backend>) ... <seconds> s", the first time a model of this family,
+    spec, size and backend is compiled in the process (later rebuilds of the same
+    model, e.g. in a simulation study, are quiet)."""
+    return _Announce(fam, what, n_params)
+
+
+class _Announce:
+    def __init__(self, fam, what, n_params):
+        backend = get_backend()
+        self.key = (fam.family or type(fam).__name__, _spec_key(fam), what, n_params, backend)
+        size = f", {n_params} free parameters" if n_params is not None else ""
+        self.text = f"bayesmix: compiling {what} of the {fam.family or type(fam).__name__} model ({backend}{size}) ..."
+
+    def __enter__(self):
+        self.show = self.key not in _state["announced"]
+        _state["announced"].add(self.key)
+        self.t0 = time.perf_counter()
+        if self.show:
+            _note(self.text, end="")
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.show:
+            _note(f" {time.perf_counter() - self.t0:.1f} s" if exc_type is None else " failed")
+        return False
 
 
 @dataclass
@@ -96,33 +258,58 @@ class Compiled:
         model = fam.model
         shapes = [tuple(len(model.coords[d]) for d in p.dims) for p in fam.free]
         self.packing = Packing(fam.free_names, shapes, list(fam.labels(fam.free_names)["label"]))
-        self.theta = pt.vector("free_flat")
+        # the length is part of the type: JAX traces with concrete shapes, and the
+        # reshapes of the slices below (and of their gradients) fail on a symbolic one
+        self.theta = pt.vector("free_flat", shape=(self.packing.size,))
         self._replace = {}
         i = 0
         for v, s, k in zip(fam.value_vars(), shapes, self.packing.sizes):
             self._replace[v] = self.theta[i : i + k].reshape(s)
             i += k
-        self.unit_ll = graph_replace(fam.loglik_graph(), self._replace, strict=False)
+        self.unit_ll = self._replace_all([fam.loglik_graph()])[0]
         self.total_ll = pt.sum(self.unit_ll)
         self._fns = {}
 
-    def _to_theta(self, graphs):
-        graphs = self.fam.model.replace_rvs_by_values(graphs)
-        return [graph_replace(g, self._replace, strict=False) for g in graphs]
+    def _replace_all(self, graphs):
+        """Value variables -> slices of theta, and data in shared variables (the
+        regression family's ``set_data``) -> the same variables with their current
+        shape fixed: JAX traces with concrete shapes, and a reshape whose size comes
+        from a shared variable's symbolic shape fails there. ``set_data`` keeps
+        the shapes (it swaps data of the same structure only)."""
+        replace = dict(self._replace)
+        for v in graph_inputs(graphs):
+            if isinstance(v, SharedVariable) and getattr(v.type, "ndim", 0) and None in v.type.shape:
+                replace[v] = pt.specify_shape(v, np.shape(v.get_value(borrow=True)))
+        return [graph_replace(g, replace, strict=False) for g in graphs]
 
-    def _get(self, key, build):
-        if key not in self._fns:
-            self._fns[key] = build()
-        return self._fns[key]
+    def _to_theta(self, graphs):
+        return self._replace_all(self.fam.model.replace_rvs_by_values(graphs))
+
+    def _call(self, key, build, theta):
+        """``build()``'s function (compiled once per backend, cached) at ``theta``.
+        The first compilation of a model is announced on stderr (one line); the
+        first call is timed with it because JAX compiles lazily, on that call."""
+        full = (key, get_backend())
+        theta = np.asarray(theta, dtype="float64")
+        fn = self._fns.get(full)
+        if fn is not None:
+            return fn(theta)
+        what = {"unit_grad": "the likelihood and gradient", "unit_only": "the likelihood"}.get(key, key)
+        with announce(self.fam, what, self.packing.size) if not self._fns else contextlib.nullcontext():
+            fn = build()
+            out = fn(theta)
+            if full[1] == "jax" and _lost_precision(fn, out):
+                fn, out = _with_c(build, theta)
+        self._fns[full] = fn
+        return out
 
     # -- value and gradient (the ML objective) -------------------------------------
     # One compiled function returns the per-unit log-likelihood and the gradient
     # of their sum: the ML objective, the pointwise log-likelihood of posterior
     # draws and the scores share one compilation (compilation dominates small fits).
     def _unit_and_grad(self, theta):
-        fn = self._get("unit_grad", lambda: function(
-            [self.theta], [self.unit_ll, pytensor.grad(self.total_ll, self.theta)]))
-        unit, g = fn(np.asarray(theta, dtype="float64"))
+        unit, g = self._call("unit_grad", lambda: function(
+            [self.theta], [self.unit_ll, pytensor.grad(self.total_ll, self.theta)]), theta)
         return np.asarray(unit), np.asarray(g)
 
     def ll_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -135,10 +322,9 @@ class Compiled:
     def unit_loglik_only(self, theta: np.ndarray) -> np.ndarray:
         """Per-unit log-likelihood from a function without the gradient (cheaper
         to compile; used to check a fit under another integration rule)."""
-        if "unit_grad" in self._fns:
+        if ("unit_grad", get_backend()) in self._fns:
             return self.unit_loglik(theta)
-        fn = self._get("unit_only", lambda: function([self.theta], self.unit_ll))
-        return np.asarray(fn(np.asarray(theta, dtype="float64")))
+        return np.asarray(self._call("unit_only", lambda: function([self.theta], self.unit_ll), theta))
 
     # -- reported (natural-scale) quantities --------------------------------------
     def _natural(self, theta) -> dict[str, np.ndarray]:
@@ -146,9 +332,9 @@ class Compiled:
         model = self.fam.model
         names = [d.name for d in model.deterministics]
         names += [n for n in self.fam.reported_names if n not in names]
-        fn = self._get("natural", lambda: function(
-            [self.theta], self._to_theta([model[n] for n in names]), on_unused_input="ignore"))
-        return {n: np.asarray(v) for n, v in zip(names, fn(np.asarray(theta, dtype="float64")))}
+        values = self._call("natural", lambda: function(
+            [self.theta], self._to_theta([model[n] for n in names]), on_unused_input="ignore"), theta)
+        return {n: np.asarray(v) for n, v in zip(names, values)}
 
     def deterministics(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The model's ``pm.Deterministic`` values."""
@@ -169,8 +355,7 @@ class Compiled:
             graphs = self.fam.membership_graphs(self.fam.likelihood_tensors)
             return function([self.theta], self._to_theta([graphs[n] for n in names]), on_unused_input="ignore")
 
-        fn = self._get("memberships", build)
-        return {n: np.asarray(v) for n, v in zip(names, fn(np.asarray(theta, dtype="float64")))}
+        return {n: np.asarray(v) for n, v in zip(names, self._call("memberships", build, theta))}
 
     def membership(self, theta: np.ndarray) -> np.ndarray:
         """(N, K) posterior class probabilities of the primary class variable per

@@ -1,0 +1,150 @@
+"""The compilation backend (issue 11, item 2): the setting switches PyTensor's
+mode, every backend gives the brute-force LCA likelihood, bad settings are
+refused, a missing JAX falls back to C, and compiling is announced on stderr
+(one line per model)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import numpy as np
+import pytest
+from scipy import special
+
+import bayesmix as bm
+from bayesmix.families.examples import example_data
+from bayesmix.fit import compiled as cmod
+
+ITEMS = ["y1", "y2", "y3", "y4"]
+
+
+@pytest.fixture
+def restore_backend():
+    saved = dict(cmod._state, announced=set(cmod._state["announced"]))
+    yield
+    cmod._state.update(saved)
+
+
+def brute_ll(y, tau, alpha):
+    """Binary logit LCA by class enumeration (eq. 1, 2, 4): P(y = 1 | c) = 1 - F(tau_c),
+    class logits (alpha, 0) with the last class the reference."""
+    log_prior = special.log_softmax(np.append(alpha, 0.0))
+    log_p1, log_p0 = special.log_expit(-tau), special.log_expit(tau)  # (K, P)
+    per_class = y @ log_p1.T + (1 - y) @ log_p0.T + log_prior  # (N, K)
+    return float(special.logsumexp(per_class, axis=1).sum())
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    df = example_data()
+    point = bm.lca(df, ITEMS, 2).start_point(np.random.default_rng(3))
+    return df, point
+
+
+def _ll(df, point, backend):
+    cmod.set_backend(backend)
+    m = bm.lca(df, ITEMS, 2)
+    comp = cmod.compiled(m)
+    ll, grad = comp.ll_and_grad(comp.packing.pack(point))
+    linker = comp._fns[("unit_grad", backend)].maker.linker
+    name = type(linker).__name__
+    if name == "VMLinker":  # the C backend: PyTensor's VM running C thunks in its C loop
+        name += "+C" if linker.use_cloop else ""
+    return ll, grad, name
+
+
+def test_backend_switches_the_mode_and_gives_the_same_ll(tiny, restore_backend):
+    df, point = tiny
+    y = df[ITEMS].to_numpy(float)
+    expected = brute_ll(y, np.asarray(point["tau"]), np.asarray(point["alpha"]).reshape(-1))
+    ll_c, grad_c, linker_c = _ll(df, point, "c")
+    ll_jax, grad_jax, linker_jax = _ll(df, point, "jax")
+    assert (linker_c, linker_jax) == ("VMLinker+C", "JAXLinker")
+    assert abs(ll_c - expected) < 1e-9 and abs(ll_jax - expected) < 1e-9
+    assert np.max(np.abs(grad_jax - grad_c)) < 1e-9
+    # float64 throughout: JAX in float32 would be off by about 1e-5 here
+    assert np.asarray(grad_jax).dtype == np.float64
+
+
+@pytest.mark.slow
+def test_numba_backend_gives_the_same_ll(tiny, restore_backend):
+    df, point = tiny
+    ll_c, grad_c, _ = _ll(df, point, "c")
+    ll_nb, grad_nb, linker = _ll(df, point, "numba")
+    assert linker == "NumbaLinker"
+    assert abs(ll_nb - ll_c) < 1e-9 and np.max(np.abs(grad_nb - grad_c)) < 1e-9
+
+
+def test_bad_backend_is_refused(restore_backend, monkeypatch):
+    with pytest.raises(bm.SpecificationError, match=r"backend: got 'gpu'; valid choices are 'jax', 'c', 'numba'"):
+        cmod.set_backend("gpu")
+    with pytest.raises(bm.SpecificationError, match=r"messages: got 'no'"):
+        cmod.set_backend(messages="no")
+    monkeypatch.setenv("BAYESMIX_BACKEND", "cuda")
+    cmod._state["backend"] = None
+    with pytest.raises(bm.SpecificationError, match=r"BAYESMIX_BACKEND: got 'cuda'"):
+        cmod.get_backend()
+    monkeypatch.setenv("BAYESMIX_BACKEND", "C")
+    cmod._state["backend"] = None
+    assert cmod.get_backend() == "c"
+
+
+def test_missing_jax_falls_back_to_c_with_a_message(restore_backend, monkeypatch, capsys):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))
+    assert cmod.set_backend("jax") == "c"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "JAX is not installed; compiling with PyTensor's C backend instead" in err
+
+
+def test_compiling_is_announced_once_per_model(tiny, restore_backend, capsys):
+    df, _ = tiny
+    cmod.set_backend("jax")
+    cmod._state["announced"] = set()
+    capsys.readouterr()
+    bm.fit_ml(bm.lca(df, ITEMS, 2), n_starts=2, n_final=1, progress=False)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("bayesmix: compiling")]
+    # one line for the model (the reported quantities and memberships compile quietly)
+    assert len(lines) == 1, err
+    assert re.fullmatch(r"bayesmix: compiling the likelihood and gradient of the lca model "
+                        r"\(jax, 9 free parameters\) \.\.\. \d+\.\d s", lines[0]), lines[0]
+    # a rebuild of the same model (a simulation study) is quiet
+    bm.fit_ml(bm.lca(df, ITEMS, 2), n_starts=2, n_final=1, progress=False)
+    assert "bayesmix: compiling" not in capsys.readouterr().err
+    cmod.set_backend(messages=False)
+    cmod._state["announced"] = set()
+    bm.fit_ml(bm.lca(df, ITEMS, 2), n_starts=2, n_final=1, progress=False)
+    assert "bayesmix: compiling" not in capsys.readouterr().err
+
+
+def test_nutpie_compile_is_announced(tiny, restore_backend, capsys):
+    from bayesmix.fit.bayes import _nutpie_model
+
+    df, point = tiny
+    cmod.set_backend("jax")
+    cmod._state["announced"] = set()
+    capsys.readouterr()
+    cm = _nutpie_model(bm.lca(df, ITEMS, 2), point)
+    err = capsys.readouterr().err
+    assert re.search(r"bayesmix: compiling the NUTS sampler \(nutpie, jax\) of the lca model \(jax\) \.\.\. "
+                     r"\d+\.\d s\n", err), err
+    assert cm.n_dim == 9
+
+
+def test_jax_keeps_float64_where_jax_promotion_would_not(restore_backend):
+    """The K = 1 between-class LCA sums persons into clusters (Alloc + inc) and takes
+    a logsumexp (switch with a float32 0): with PyTensor's own JAX Alloc it came back
+    in float32. It must run in JAX (no fallback to C) and agree with C to 1e-12."""
+    df = example_data()
+    raw = {"tau": np.array([[0.3, -0.7, 1.1, 0.2]])}
+    out = {}
+    for backend in ("jax", "c"):
+        cmod.set_backend(backend)
+        comp = cmod.compiled(bm.lca(df, ITEMS, 1, cluster="cluster", class_level="between"))
+        out[backend] = comp.unit_loglik(comp.packing.pack(raw))
+        assert type(comp._fns[("unit_grad", backend)].maker.linker).__name__ == (
+            "JAXLinker" if backend == "jax" else "VMLinker")
+    assert out["jax"].dtype == np.float64
+    np.testing.assert_allclose(out["jax"], out["c"], rtol=0, atol=1e-12)
