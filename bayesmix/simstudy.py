@@ -13,16 +13,26 @@ Seeding. Replication r draws its data with
 replication's SeedSequence. A replication's numbers therefore depend only on
 ``seed`` and r: not on ``n_jobs``, the chunking or ``n_reps``.
 
-Parallelism. Replications run in a ``ProcessPoolExecutor`` with the ``fork``
-context (the design's functions may be lambdas: nothing is pickled but the
-replication numbers and the results). The first replication runs in the parent
-process, so a design error (wrong return type, unknown truth label) is raised
-before any worker starts, and PyTensor's C cache is filled once rather than by
-every worker at the same time. Each worker keeps its model between
-replications: when the model has ``set_data(df)`` (swap the data arrays, keep
-the compiled functions; ``SpecificationError`` when the structure differs), it
-is built once per worker, else once per replication (the C cache still makes
-that cheap). Workers run BLAS on one thread.
+Parallelism. With ``n_jobs > 1`` replications run in a ``ProcessPoolExecutor``
+whose workers start from a fresh interpreter (``forkserver``, else ``spawn``: a
+process forked after JAX started its threads deadlocked). The design is sent with
+cloudpickle, so its functions may be lambdas or closures. The first replication
+runs in the parent process, so a design error (wrong return type, unknown truth
+label) is raised before any worker starts, and the compile caches on disk are
+filled once rather than by every worker at the same time. Each worker keeps its
+model between replications: when the model has ``set_data(df)`` (swap the data
+arrays, keep the compiled functions; ``SpecificationError`` when the structure
+differs), it is built once per worker, else once per replication. Workers run
+BLAS on one thread. Building models in a loop does not grow memory: a model's
+likelihood Op is released with it (``families.base.LoglikRV``;
+``benchmarks/bench_memory.py``).
+
+Scale-out. ``run_simulation(..., executor=...)`` sends the same one task per
+replication to any ``concurrent.futures``-style executor instead (threads,
+processes, a dask ``distributed`` cluster). Since seeds are per replication, the
+results are those of the in-process run, bit for bit, whatever the number of
+workers or the order in which tasks finish. A task that the executor loses is
+recorded as that replication's error; the others are kept.
 
 Label switching. A mixture is identified only up to the order of its classes.
 For K > 1, every class permutation of the ML point is evaluated and the one
@@ -38,36 +48,34 @@ import inspect
 import math
 import multiprocessing
 import os
+import pickle
+import queue
+import threading
 import time
-import warnings
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import uuid
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable
 
+import cloudpickle
 import numpy as np
 import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
-from bayesmix.exceptions import BayesmixWarning, SpecificationError
+from bayesmix.checks import check_int, check_seed
+from bayesmix.exceptions import SpecificationError
 from bayesmix.fit.ml import fit_ml
 from bayesmix.fit.relabel import align_to_truth
-from bayesmix.fit.relabel import groups as relabel_groups
+from bayesmix.simstudy_replication import CONVERGED_GRADIENT, _DesignError, _run_one, failed_record  # noqa: F401
 from bayesmix.simulate import lca_truth
 
 __all__ = ["SimulationDesign", "SimulationResult", "run_simulation", "summarize", "align_to_truth", "lca_truth"]
 
-# A fit counts as converged when the optimizer succeeded, the largest gradient
-# element is below this and no exception was raised.
-CONVERGED_GRADIENT = 1e-3
-# Exhaustive search over the K! class permutations up to this K; beyond, a
-# Hungarian assignment on the class-specific truth labels.
-# Replications per worker before its pool is renewed (when models are rebuilt).
-_RECYCLE_REPS = 100
 # Replications run in the parent before the pool starts (until one is fitted).
 _MAX_PRERUN = 3
 _RESERVED_FIT_KWARGS = ("seed", "progress")
-_WARN_REGISTRY: dict = {}  # "default" warnings re-emitted from replications show once
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -171,6 +179,10 @@ class SimulationResult:
         Wall time of the whole study.
     level : float
         Confidence level of the coverage in :meth:`summary`.
+    n_jobs : int
+        Local worker processes used (1 with an executor).
+    executor : str or None
+        Type name of the executor given to :func:`run_simulation`, if any.
     """
 
     name: str
@@ -179,6 +191,7 @@ class SimulationResult:
     seconds: float = float("nan")
     level: float = 0.95
     n_jobs: int = 1
+    executor: str | None = None
 
     @property
     def n_reps(self) -> int:
@@ -198,7 +211,8 @@ class SimulationResult:
 
     def __str__(self) -> str:
         head = (f"Simulation study {self.name!r}: {self.n_reps} replications, {self.n_converged} converged, "
-                f"{self.n_failed} failed; {self.seconds:.1f} s on {self.n_jobs} process(es).")
+                f"{self.n_failed} failed; {self.seconds:.1f} s on "
+                + (f"{self.n_jobs} process(es)." if self.executor is None else f"executor {self.executor}."))
         lines = [head]
         if self.n_failed:
             first = self.fits.loc[self.fits["error"].notna()].iloc[0]
@@ -214,137 +228,9 @@ class SimulationResult:
         p.text(str(self))
 
 
-def _is_identity(perm) -> bool:
-    """A permutation tuple, or a dict group -> tuple, that changes nothing."""
-    perms = perm.values() if isinstance(perm, dict) else [perm]
-    return all(tuple(p) == tuple(range(len(p))) for p in perms)
-
-
-# --------------------------------------------------------------------------- one replication
-class _DesignError(SpecificationError):
-    """A design error found in a replication: fatal for the whole study."""
-
-
-def _check_generated(out, r) -> tuple[pd.DataFrame, dict]:
-    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], pd.DataFrame)
-            and isinstance(out[1], dict)):
-        got = type(out).__name__ if not isinstance(out, tuple) else \
-            f"tuple of ({', '.join(type(o).__name__ for o in out)})"
-        raise _DesignError(f"design.generate: got {got} (replication {r}); give a function of a "
-                           "numpy Generator returning (DataFrame, truth dict {label: value}).")
-    df, truth = out
-    clean = {}
-    for lab, val in truth.items():
-        arr = np.asarray(val)
-        if not isinstance(lab, str) or arr.ndim != 0 or not np.issubdtype(arr.dtype, np.number):
-            raise _DesignError(
-                f"design.generate truth[{lab!r}]: got {type(val).__name__} {np.shape(val)}; give one number per "
-                "parameter-table label, e.g. {'alpha[1]': 0.4, 'tau[1, y1$1]': -1.5} (see bayesmix.simstudy.lca_truth).")
-        clean[lab] = float(arr)
-    return df, clean
-
-
-def _check_truth_labels(truth, labels):
-    bad = [lab for lab in truth if lab not in set(labels)]
-    if bad:
-        raise _DesignError(f"design.generate truth: got label(s) {bad} that are not in the parameter table; "
-                           f"give labels among {labels}.")
-
-
-def _model_for(design, df, state):
-    model = state.get("model")
-    if model is not None and model.can_set_data:
-        try:
-            model.set_data(df)
-            state["reused"] = state.get("reused", 0) + 1
-            return model
-        except SpecificationError:
-            pass
-    model = design.build(df)
-    state["model"] = model
-    state["built"] = state.get("built", 0) + 1
-    return model
-
-
-def _fit_kwargs_for_se(fit_kwargs):
-    kept = {k: v for k, v in fit_kwargs.items() if k not in ("n_starts", "n_final", "start", "seed", "progress",
-                                                              "short_iter")}
-    return {"check_integration": False, **kept}
-
-
-def _warning_texts(caught) -> list[str]:
-    texts = []
-    for w in caught:
-        if issubclass(w.category, BayesmixWarning):
-            text = f"{w.category.__name__}: {w.message}"
-            if text not in texts:
-                texts.append(text)
-        else:  # not ours: show it as usual
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, registry=_WARN_REGISTRY)
-    return texts
-
-
-def _run_one(design, r, ss, fit_seed, state) -> dict:
-    t0 = time.perf_counter()
-    fit = {"rep": r, "loglik": np.nan, "n_params": np.nan, "success": False, "max_abs_gradient": np.nan,
-           "converged": False, "n_best": np.nan, "seconds": np.nan, "permutation": None, "warnings": (),
-           "error": None, "fit_seed": fit_seed}
-    rows = None
-    stage = "generate"
-    try:
-        out = design.generate(np.random.default_rng(ss))
-        df, truth = _check_generated(out, r)
-        stage = "build"
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = _model_for(design, df, state)
-            stage = "fit_ml"
-            res = fit_ml(model, **{"check_integration": False, **design.fit_kwargs}, seed=fit_seed, progress=False)
-            labels = list(res.params["label"])
-            _check_truth_labels(truth, labels)
-            conv = res.convergence
-            fit.update(loglik=float(res.loglik), n_params=int(res.n_params), success=bool(conv["success"]),
-                       max_abs_gradient=float(conv["max_abs_gradient"]), n_best=int(conv["n_best"]))
-            params = res.params
-            k = int(model.n_classes)
-            if relabel_groups(model) and truth:
-                stage = "label alignment"
-                try:
-                    perm, point, _ = align_to_truth(model, res.point, truth)
-                except NotImplementedError:
-                    perm = None
-                if perm is not None and not _is_identity(perm):
-                    again = fit_ml(model, n_starts=0, start=point, progress=False,
-                                   **_fit_kwargs_for_se(design.fit_kwargs))
-                    if abs(again.loglik - res.loglik) > 1e-6 * max(1.0, abs(res.loglik)):
-                        warnings.warn(f"the permuted optimum moved (LL {res.loglik:.6f} -> {again.loglik:.6f}).",
-                                      BayesmixWarning)
-                    params = again.params
-                    fit["max_abs_gradient"] = max(fit["max_abs_gradient"],
-                                                  float(again.convergence["max_abs_gradient"]))
-                fit["permutation"] = perm
-            else:
-                fit["permutation"] = tuple(range(k))
-        fit["warnings"] = tuple(_warning_texts(caught))
-        rows = pd.DataFrame({
-            "rep": r, "label": params["label"].to_numpy(), "parameter": params["parameter"].to_numpy(),
-            "class": params["class"].to_numpy(), "term": params["term"].to_numpy(),
-            "estimate": params["estimate"].to_numpy(float), "se": params["se"].to_numpy(float),
-            "truth": [truth.get(lab, np.nan) for lab in params["label"]],
-        })
-        fit["converged"] = bool(fit["success"] and fit["max_abs_gradient"] < CONVERGED_GRADIENT)
-    except _DesignError:
-        raise
-    except Exception as exc:  # a failed replication is recorded, not fatal
-        fit["error"] = f"{stage}: {type(exc).__name__}: {exc}"
-        fit["converged"] = False
-        rows = None
-    fit["seconds"] = time.perf_counter() - t0
-    return {"fit": fit, "rows": rows}
-
 
 # --------------------------------------------------------------------------- workers
-_RUNS: dict[int, dict] = {}
+_LOCAL = threading.local()  # per executor worker (thread): the study it serves, its design and model
 
 
 def _init_worker():
@@ -358,9 +244,20 @@ def _init_worker():
         pass
 
 
-def _run_chunk(token, tasks):
-    run = _RUNS[token]  # inherited from the parent by fork
-    return [_run_one(run["design"], r, ss, fit_seed, run["state"]) for r, ss, fit_seed in tasks]
+def _run_remote(token, design, r, ss, fit_seed):
+    """One replication on an executor's worker (a thread, a process or a dask worker).
+    ``design`` is the object (threads) or its cloudpickle bytes (processes), unpickled
+    once per study. The worker keeps the model of the study ``token`` it served last
+    (reused through ``set_data``); a new study drops it."""
+    if getattr(_LOCAL, "token", None) != token:
+        _LOCAL.token, _LOCAL.state = token, {}
+        try:
+            _LOCAL.design = cloudpickle.loads(design) if isinstance(design, bytes) else design
+        except Exception as exc:  # e.g. generate defined in a module the worker cannot import
+            _LOCAL.token = None
+            raise _DesignError(f"design: the worker could not unpickle it ({type(exc).__name__}: {exc}); define "
+                               "generate and build in __main__, in an importable module, or as lambdas.") from None
+    return _run_one(_LOCAL.design, r, ss, fit_seed, _LOCAL.state)
 
 
 # --------------------------------------------------------------------------- driver
@@ -369,14 +266,21 @@ def _check_level(level):
         raise SpecificationError(f"level: got {level!r}; give a number between 0 and 1, e.g. 0.95.")
 
 
-def _check_args(design, n_reps, n_jobs, level):
+def _check_args(design, n_reps, n_jobs, level, executor):
     if not all(callable(getattr(design, a, None)) for a in ("generate", "build")):
         raise SpecificationError(f"design: got {type(design).__name__}; give a bayesmix.SimulationDesign("
                                  "name, generate=..., build=...).")
-    if isinstance(n_reps, bool) or not isinstance(n_reps, (int, np.integer)) or n_reps < 1:
-        raise SpecificationError(f"n_reps: got {n_reps!r}; give an integer >= 1.")
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1):
-        raise SpecificationError(f"n_jobs: got {n_jobs!r}; give an integer >= 1 or None (all cores).")
+    check_int("n_reps", n_reps, 1)
+    if n_jobs is not None:
+        check_int("n_jobs", n_jobs, 1, " or None (all cores)")
+    if executor is not None:
+        if not callable(getattr(executor, "submit", None)):
+            raise SpecificationError(
+                f"executor: got {type(executor).__name__}; give an object with submit(fn, *args) returning "
+                "futures, e.g. concurrent.futures.ProcessPoolExecutor() or a dask distributed.Client.")
+        if n_jobs is not None:
+            raise SpecificationError(f"n_jobs: got {n_jobs!r} with an executor; give one of n_jobs and executor "
+                                     "(the executor decides how many workers run).")
     _check_level(level)
     kw = getattr(design, "fit_kwargs", None) or {}
     if not isinstance(kw, dict):
@@ -398,7 +302,7 @@ def _tasks(seed, n_reps):
 
 
 def run_simulation(design: SimulationDesign, n_reps: int, *, seed: int = 0, n_jobs: int | None = None,
-                   progress: bool = True, level: float = 0.95) -> SimulationResult:
+                   executor=None, progress: bool = True, level: float = 0.95) -> SimulationResult:
     """Run ``n_reps`` replications of ``design`` (generate -> build -> ``fit_ml``).
 
     Parameters
@@ -407,58 +311,100 @@ def run_simulation(design: SimulationDesign, n_reps: int, *, seed: int = 0, n_jo
     n_reps : int
         Number of replications R.
     seed : int
-        Seeds everything; the result does not depend on ``n_jobs``.
+        Seeds everything; the result does not depend on ``n_jobs``, the executor or
+        the order in which replications finish.
     n_jobs : int, optional
-        Worker processes (default ``os.cpu_count()``); 1 runs in this process.
-        Uses the ``fork`` start method (where unavailable, runs in-process).
+        Worker processes on this machine (default ``os.cpu_count()``); 1 runs in this
+        process. Workers start fresh (``forkserver`` or ``spawn``) and import
+        bayesmix, a few seconds each; as with any such pool, a script must run its
+        code under ``if __name__ == "__main__":`` (notebooks need nothing).
+    executor : concurrent.futures.Executor-like, optional
+        Run the replications on it instead: any object whose ``submit(fn, *args)``
+        returns futures with ``result()`` and ``add_done_callback`` (a
+        ``ThreadPoolExecutor``, a ``ProcessPoolExecutor``, a dask
+        ``distributed.Client`` or its ``get_executor()``; install the
+        ``bayesmix[distributed]`` extra). Give it or ``n_jobs``, not both. One task
+        per replication, each carrying the design (cloudpickled, except for a
+        ``ThreadPoolExecutor``; lambdas are fine). A worker keeps its model between
+        the replications it runs. The executor is not shut down. Results are
+        bit-for-bit those of ``n_jobs=1`` for the same seed.
     progress : bool
-        tqdm bar over completed replications.
+        tqdm bar over completed replications (with the count of failures; each
+        failure is also printed with its error).
     level : float
         Confidence level of the Wald intervals whose coverage is summarised.
 
-    A replication whose generate, build or fit raises is recorded in
-    ``.fits["error"]``; the others proceed. A generate that does not return
-    (DataFrame, dict), or truth labels that are not in the parameter table,
-    raise ``SpecificationError`` (checked on the first replication, before the
-    workers start).
+    A replication whose generate, build or fit raises, or whose task is lost by the
+    executor (e.g. a dask worker killed), is recorded in ``.fits["error"]`` with the
+    exception's text; the others proceed. A generate that does not return
+    (DataFrame, dict), or truth labels that are not in the parameter table, raise
+    ``SpecificationError``. The first replication runs in this process (until one
+    is fitted, at most 3), so such errors come before any worker starts.
     """
     try:
-        return _run_simulation(design, n_reps, seed=seed, n_jobs=n_jobs, progress=progress, level=level)
+        return _run_simulation(design, n_reps, seed=seed, n_jobs=n_jobs, executor=executor, progress=progress,
+                               level=level)
     except _DesignError as exc:
         raise SpecificationError(str(exc)) from None
 
 
-def _run_simulation(design, n_reps, *, seed, n_jobs, progress, level):
-    _check_args(design, n_reps, n_jobs, level)
+class _Progress:
+    """The tqdm bar over replications: completed count, failures in the postfix and
+    one printed line per failed replication."""
+
+    def __init__(self, name, total, enabled):
+        self.name, self.enabled, self.failed = name, enabled, 0
+        self.bar = tqdm(total=total, desc=name, disable=not enabled)
+
+    def done(self, rec):
+        err = rec["fit"]["error"]
+        if err is not None:
+            self.failed += 1
+            self.bar.set_postfix(failed=self.failed, refresh=False)
+            if self.enabled:
+                tqdm.write(f"{self.name}: replication {rec['fit']['rep']} failed: {err}")
+        self.bar.update()
+
+
+_GUARD_HINT = ("workers start fresh and import the main script, so a script must run its code under "
+               "`if __name__ == '__main__':`")
+
+
+def _run_simulation(design, n_reps, *, seed, n_jobs, executor, progress, level):
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SpecificationError(f"run_simulation: called while a worker process was importing the main script; "
+                                 f"{_GUARD_HINT}.")
+    _check_args(design, n_reps, n_jobs, level, executor)
+    check_seed("seed", seed, generator=False)  # SeedSequence(seed) takes None or an integer >= 0
     n_reps = int(n_reps)
     n_jobs = int(os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
-    if "fork" not in multiprocessing.get_all_start_methods():
-        n_jobs = 1
     t0 = time.perf_counter()
     tasks = _tasks(seed, n_reps)
     results: dict[int, dict] = {}
     state: dict = {}
-    bar = tqdm(total=n_reps, desc=str(design.name), disable=not progress)
+    bar = _Progress(str(design.name), n_reps, progress)
     try:
         # in-process until one replication is fitted: design errors surface now,
         # and the C cache is warm before the workers start
         pending = list(tasks)
-        if n_jobs > 1:
+        if n_jobs > 1 or executor is not None:
             while pending and len(results) < _MAX_PRERUN:
                 r, ss, fs = pending.pop(0)
                 results[r] = _run_one(design, r, ss, fs, state)
-                bar.update()
+                bar.done(results[r])
                 if results[r]["fit"]["error"] is None:
                     break
         else:
             for r, ss, fs in pending:
                 results[r] = _run_one(design, r, ss, fs, state)
-                bar.update()
+                bar.done(results[r])
             pending = []
-        if pending:
-            results.update(_run_pool(design, pending, min(n_jobs, len(pending)), state, bar))
+        if pending and executor is not None:
+            results.update(_run_executor(executor, design, pending, bar))
+        elif pending:
+            results.update(_run_pool(design, pending, min(n_jobs, len(pending)), bar))
     finally:
-        bar.close()
+        bar.bar.close()
     ordered = [results[r] for r in range(n_reps)]
     fits = pd.DataFrame([o["fit"] for o in ordered])
     frames = [o["rows"] for o in ordered if o["rows"] is not None]
@@ -469,51 +415,88 @@ def _run_simulation(design, n_reps, *, seed, n_jobs, progress, level):
     conv = dict(zip(fits["rep"], fits["converged"]))
     reps["converged"] = reps["rep"].map(conv).astype(bool)
     return SimulationResult(name=str(design.name), replications=reps, fits=fits,
-                            seconds=time.perf_counter() - t0, level=float(level), n_jobs=n_jobs)
+                            seconds=time.perf_counter() - t0, level=float(level),
+                            n_jobs=1 if executor is not None else n_jobs,
+                            executor=None if executor is None else type(executor).__name__)
 
 
-def _run_pool(design, pending, n_jobs, state, bar) -> dict[int, dict]:
-    """Run ``pending`` in pools of ``n_jobs`` forked workers. Without ``set_data``
-    every replication builds a model, and PyMC keeps each model's CustomDist in
-    its global dispatch registries (about 4 MiB per build); the pool is then
-    renewed every ``_RECYCLE_REPS`` replications per worker, which returns that
-    memory (400 two-level replications otherwise grew each worker to 1.4 GiB)."""
-    reuse = state.get("model") is not None and state["model"].can_set_data
-    batch = len(pending) if reuse else _RECYCLE_REPS * n_jobs
-    out = {}
-    for i in range(0, len(pending), batch):
-        part = pending[i:i + batch]
-        out.update(_run_one_pool(design, part, min(n_jobs, len(part)), state, bar))
-    return out
+def _pool_context():
+    """``forkserver`` (else ``spawn``): workers start from a fresh interpreter. ``fork``
+    is unsafe here: a child forked from a process whose JAX (XLA) threads hold locks
+    deadlocked at its first fit (the workers sat at 0 CPU)."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
-def _run_one_pool(design, pending, n_jobs, state, bar) -> dict[int, dict]:
-    token = id(design) ^ time.perf_counter_ns()
-    # the parent's model goes to the workers (fork): with set_data they never rebuild
-    _RUNS[token] = {"design": design, "state": dict(state)}
-    size = max(1, min(4, math.ceil(len(pending) / (4 * n_jobs))))
-    chunks = [pending[i:i + size] for i in range(0, len(pending), size)]
-    out = {}
-    ctx = multiprocessing.get_context("fork")
+def _run_pool(design, pending, n_jobs, bar) -> dict[int, dict]:
+    """Run ``pending`` on ``n_jobs`` local worker processes (BLAS on one thread each)."""
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=_pool_context(), initializer=_init_worker)
     try:
-        with warnings.catch_warnings():
-            # Python 3.12 warns that fork() in a process with (BLAS) threads may deadlock;
-            # the workers only run numpy / compiled PyTensor code.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
-            pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_init_worker)
-            try:
-                futures = {pool.submit(_run_chunk, token, chunk): chunk for chunk in chunks}
-                remaining = set(futures)
-                while remaining:
-                    done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        for rec in fut.result():  # a design error raised in a worker propagates
-                            out[rec["fit"]["rep"]] = rec
-                        bar.update(len(futures[fut]))
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-            pool.shutdown(wait=True)
-    finally:
-        _RUNS.pop(token, None)
+        out = _run_executor(pool, design, pending, bar)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return out
+
+
+def _is_pickling_error(exc) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, pickle.PicklingError) or (isinstance(exc, (AttributeError, TypeError))
+                                                      and ("pickle" in text or "serializ" in text))
+
+
+def _send_error(executor, exc) -> SpecificationError:
+    return SpecificationError(
+        f"executor: {type(executor).__name__} could not run a replication ({type(exc).__name__}: {exc}); give a "
+        "running executor, and a design that cloudpickle can send to other processes (generate and build may be "
+        "lambdas, but they must not hold open files, locks or compiled models: build the model inside build).")
+
+
+def _run_executor(executor, design, pending, bar) -> dict[int, dict]:
+    """One task per replication on ``executor``; results are collected as the futures
+    complete (``add_done_callback`` into a queue, which works for concurrent.futures
+    and dask futures alike). A task that raises is that replication's error, except a
+    design error (raised, the other tasks cancelled) and a failure to send the task."""
+    token = uuid.uuid4().hex  # one study: a worker's model never serves another design
+    payload = design
+    if not isinstance(executor, ThreadPoolExecutor):  # cloudpickle: lambdas and closures travel too
+        try:
+            payload = cloudpickle.dumps(design)
+        except Exception as exc:
+            raise _send_error(executor, exc) from exc
+    finished: queue.Queue = queue.Queue()
+    futures = []
+    seeds = {r: fs for r, _, fs in pending}
+    try:
+        for r, ss, fs in pending:
+            try:
+                fut = executor.submit(_run_remote, token, payload, r, ss, fs)
+            except Exception as exc:
+                raise _send_error(executor, exc) from exc
+            fut.add_done_callback(lambda f, r=r: finished.put((r, f)))
+            futures.append(fut)
+        out = {}
+        while len(out) < len(pending):
+            r, fut = finished.get()
+            try:
+                rec = fut.result()
+            except _DesignError:
+                raise
+            except Exception as exc:
+                if _is_pickling_error(exc):
+                    raise _send_error(executor, exc) from exc
+                text = f"executor: {type(exc).__name__}: {exc}"
+                if isinstance(exc, BrokenProcessPool):
+                    text += f" (a worker process died: killed, e.g. for memory, or {_GUARD_HINT})"
+                rec = failed_record(r, seeds[r], text)
+            out[r] = rec
+            bar.done(rec)
+        return out
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
+    finally:
+        if getattr(_LOCAL, "token", None) == token:  # tasks ran in this thread: drop the model now
+            _LOCAL.__dict__.clear()

@@ -4,8 +4,8 @@ simstudy may ask of a model family, declared here with its meaning.
 A family builds a plain ``pm.Model`` whose free random variables are all
 *unconstrained* (real line, no PyMC transform): thresholds, class logits,
 log-variances, Cholesky factors with log diagonal. The likelihood is one
-``pm.CustomDist`` named ``loglik`` observed on the integration unit (cluster for
-two-level models, person otherwise), whose elementwise log density is the
+``pm.CustomDist``-like ``LoglikRV`` named ``loglik`` observed on the integration
+unit (cluster for two-level models, person otherwise), whose elementwise log density is the
 engine's per-unit log-likelihood (``FamilyModel.observe`` is the only place that
 builds it). Hence
 
@@ -31,6 +31,7 @@ What a family declares (see ARCHITECTURE.md, "Adding a family"):
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -39,10 +40,90 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
+from pymc.distributions.custom import CustomDistRV
+from pymc.distributions.distribution import Distribution, _call_rv_op, _support_point
+from pymc.logprob.abstract import _logprob
+
 from bayesmix import dims
 from bayesmix.exceptions import SpecificationError
+from bayesmix.checks import check_int  # noqa: F401  (the families call base.check_int)
 
 OBSERVED = "loglik"
+
+
+# --------------------------------------------------------------------------- the likelihood RV
+# ``pm.CustomDist(..., logp=f)`` creates a new ``CustomDistRV`` subclass per call (two per
+# model: ``Distribution.dist`` calls ``rv_op`` once more to find ``ndim_supp``) and registers
+# ``f`` for it in PyMC's global ``_logprob`` / ``_logcdf`` / ``_support_point`` dispatch
+# tables. Those are never emptied and ``f`` closes over the family object, so every model
+# built stayed alive (+3.9 MiB per LCA build and fit; benchmarks/bench_memory.py). Here one
+# Op class is registered once, at import, and each model's logp is an Op *prop* (so
+# PyTensor's ``type(op)(**props)`` clones keep it, and two models' ops never compare
+# equal). The prop is a weak handle: PyTensor's rewriters cache every Op instance they see
+# (``OpToRewriterTracker.get_trackers``, an unbounded ``functools.cache``), so the Op may
+# outlive its model, but only as a few hundred bytes; the function itself is kept alive by
+# the ``pm.Model`` (``model._bayesmix_unit_logp``) and goes with it.
+class _LogpHandle:
+    """Weak reference to one model's logp function; equal only to itself."""
+
+    __slots__ = ("_ref", "__weakref__")
+
+    def __init__(self, fn):
+        self._ref = weakref.ref(fn)
+
+    def __call__(self, *args):
+        fn = self._ref()
+        if fn is None:
+            raise RuntimeError("loglik: the pm.Model of this likelihood was deleted; keep the model object "
+                               "while its graph is used.")
+        return fn(*args)
+
+    def __repr__(self):
+        return "<logp of one bayesmix model>"
+
+
+class LoglikRV(CustomDistRV):
+    """The ``loglik`` Op: elementwise logp ``unit_logp(value, *params)``; no random method
+    (replicated data come from each family's numpy ``simulate``, ARCHITECTURE decision 8)."""
+
+    __props__ = ("name", "signature", "dtype", "inplace", "unit_logp")
+    name = "CustomDist_loglik"
+    _print_name = ("CustomDist_loglik", "\\operatorname{CustomDist\\_loglik}")
+
+    def __init__(self, *, unit_logp, signature, name=None, dtype="floatX", inplace=False):
+        super().__init__(name=name, signature=signature, dtype=dtype, inplace=inplace)
+        self.unit_logp = unit_logp
+
+    @staticmethod
+    def _random_fn(*args, **kwargs):
+        raise NotImplementedError("loglik has no random method: draw replicated data with the model's "
+                                  "simulate() (bayesmix.sample(..., posterior_predictive=True) does).")
+
+
+@_logprob.register(LoglikRV)
+def _loglik_logprob(op, values, rng, size, *params, **kwargs):
+    return op.unit_logp(values[0], *params)
+
+
+@_support_point.register(LoglikRV)
+def _loglik_support_point(op, rv, rng, size, *params):
+    return pt.zeros_like(rv)  # observed only: never used as a starting value
+
+
+class _Loglik(Distribution):
+    """``_Loglik(name, *params, unit_logp=f, signature=..., observed=..., dims=...)``:
+    a ``pm.CustomDist(name, *params, logp=f, ...)`` whose Op is a ``LoglikRV`` instance."""
+
+    rv_type = LoglikRV
+
+    @classmethod
+    def dist(cls, *params, unit_logp, signature, **kwargs):
+        return super().dist([pt.as_tensor(p) for p in params], unit_logp=unit_logp, signature=signature, **kwargs)
+
+    @classmethod
+    def rv_op(cls, *params, unit_logp, signature, size=None, rng=None):
+        op = LoglikRV(unit_logp=unit_logp, signature=signature)
+        return _call_rv_op(op, *params, size=size, rng=rng)[1]
 
 
 @dataclass(frozen=True)
@@ -335,8 +416,10 @@ class FamilyModel:
         signature = ",".join("(" + ",".join(f"d{i}_{j}" for j in range(t.ndim)) + ")"
                              for i, t in enumerate(inputs)) + "->()"
         n_units = len(self.model.coords[self.unit_dim])
-        pm.CustomDist(OBSERVED, *inputs, logp=logp, observed=np.arange(n_units), signature=signature,
-                      dims=self.unit_dim)
+        # not pm.CustomDist: see LoglikRV (nothing global keeps the model alive)
+        self.model._bayesmix_unit_logp = logp
+        _Loglik(OBSERVED, *inputs, unit_logp=_LogpHandle(logp), observed=np.arange(n_units), signature=signature,
+                dims=self.unit_dim)
 
     @property
     def unit_dim(self) -> str:
@@ -395,10 +478,3 @@ def check_priors(priors: dict | None, valid: list[str]):
             f"priors: unknown parameter(s) {bad}; valid names for this model are {valid}."
         )
     return priors
-
-
-def check_int(name: str, value, low: int = 1, hint: str = "") -> int:
-    """An integer argument >= ``low``, or a ``SpecificationError`` naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise SpecificationError(f"{name}: got {value!r}; give an integer >= {low}{hint}.")
-    return int(value)
