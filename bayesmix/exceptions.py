@@ -47,3 +47,18 @@ class ConvergenceWarning(BayesmixWarning):
 class IntegrationWarning(BayesmixWarning):
     """The log-likelihood depends on the integration rule: a finer rule changed
     it by more than the tolerance (the fit was refined, or should be)."""
+
+
+class IdentificationWarning(BayesmixWarning):
+    """The information matrix is singular at the optimum (parameters not
+    identified, or a separation); the affected SEs are NaN."""
+
+
+class ItemTypeWarning(BayesmixWarning):
+    """An item's kind (binary, ordinal, continuous) was inferred from its codes
+    where the choice is not obvious; the message says why and how to declare it."""
+
+
+class MissingCodeWarning(BayesmixWarning):
+    """A column holds values that look like missing-value codes (-9, 999, ...);
+    they are used as numbers unless set to NaN."""

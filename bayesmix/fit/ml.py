@@ -29,11 +29,12 @@ import pandas as pd
 from scipy import optimize
 from tqdm import tqdm
 
-from bayesmix.exceptions import ConvergenceWarning, FitError, IntegrationWarning, SpecificationError, StartsWarning
+from bayesmix.exceptions import ConvergenceWarning, FitError, IdentificationWarning, IntegrationWarning, StartsWarning
+from bayesmix.fit import identification as ident
+from bayesmix.fit.arguments import check_fit_ml
 from bayesmix.fit.compiled import compiled, single_blas_thread
 from bayesmix.fit.results import MLResult
 
-SE_CHOICES = ("mlr", "ml")
 INTEGRATION_TOL = 0.01  # LL change under the finer rule that triggers a refit
 MAX_REFINEMENTS = 2
 
@@ -140,7 +141,9 @@ def fit_ml(
 
     BLAS runs on one thread during the fit (see ``single_blas_thread``).
     """
-    _check_arguments(model, se, n_starts, n_final, short_iter, max_iter, start)
+    start = check_fit_ml(model, start=start, seed=seed, se=se, n_starts=n_starts, n_final=n_final, short_iter=short_iter,
+                         max_iter=max_iter, newton_steps=newton_steps, gtol=gtol, ll_tol=ll_tol, progress=progress,
+                         check_integration=check_integration)
     kwargs = dict(n_starts=n_starts, n_final=n_final, short_iter=short_iter, max_iter=max_iter, seed=seed, se=se,
                   newton_steps=newton_steps, gtol=gtol, ll_tol=ll_tol, progress=progress)
     res = _fit_once(model, start=start, **kwargs)
@@ -258,19 +261,26 @@ def _fit_once(model, *, n_starts, n_final, short_iter, max_iter, seed, se, start
         "compile_seconds": t_compile,
         "seconds": time.perf_counter() - t0,
     }
+    record = _identification(model, comp, x, ll, info, at_bound, se)
     return MLResult.from_fit(model, x, ll, info, se=se, starts=starts_table, convergence=convergence,
-                             fixed=at_bound)
+                             fixed=at_bound, identification=record)
 
 
-def _check_arguments(model, se, n_starts, n_final, short_iter, max_iter, start):
-    if se not in SE_CHOICES:
-        raise SpecificationError(f"se: got {se!r}; valid choices are 'mlr', 'ml'.")
-    for name, val, low in (("n_starts", n_starts, 0), ("n_final", n_final, 1), ("short_iter", short_iter, 1),
-                           ("max_iter", max_iter, 1)):
-        if not isinstance(val, (int, np.integer)) or val < low:
-            raise SpecificationError(f"{name}: got {val!r}; give an integer >= {low}.")
-    if n_starts == 0 and start is None:
-        raise SpecificationError("n_starts: got 0 without a start; give n_starts >= 1 or start=<dict or MLResult>.")
+def _identification(model, comp, x, ll, info, at_bound, se) -> dict:
+    """The information-matrix check (``fit.identification``) with its warnings."""
+    record = ident.check_information(info["hessian"], ~at_bound, x, ll, lambda t: comp.ll_and_grad(t)[0],
+                                     comp.packing.labels(), info["jacobian"])
+    if not record["identified"]:
+        warnings.warn(ident.message(record), IdentificationWarning, stacklevel=5)
+    n_units, n_free = info["scores"].shape[0], int(np.sum(~at_bound))
+    record["units_below_parameters"] = se == "mlr" and n_units < n_free
+    if record["units_below_parameters"]:
+        warnings.warn(
+            f"fit_ml: {n_free} free parameters but only {n_units} independent units ({model.unit_dim}s); the MLR "
+            "sandwich has rank at most the number of units, so its SEs are not trustworthy (Mplus' non-positive "
+            "definite first-order derivative product matrix). Fix: se='ml', or fewer parameters.",
+            IdentificationWarning, stacklevel=5)
+    return record
 
 
 def _run_starts(model, comp, bounds, n_starts, n_final, short_iter, max_iter, gtol, seed, start, progress):

@@ -65,6 +65,10 @@ class MLResult:
         The integration check of ``fit_ml`` (models with numerical integration):
         the rule, the finer rule it was checked with, the LL there and the
         difference, and the rule it was refined from (if it was).
+    identification : dict or None
+        The information-matrix check of ``fit_ml`` (``fit.identification``): the
+        flat directions at the optimum, the parameters each involves, whether it is
+        a separation, and which reported SEs were voided.
     convergence : dict
     """
 
@@ -86,17 +90,22 @@ class MLResult:
     natural: dict = field(default_factory=dict)
     memberships: dict = field(default_factory=dict)
     integration: dict | None = None
+    identification: dict | None = None
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_fit(cls, fam, theta, loglik, info, *, se, starts, convergence, fixed=None):
+    def from_fit(cls, fam, theta, loglik, info, *, se, starts, convergence, fixed=None, identification=None):
         comp = compiled(fam)
         hess, scores, jac = info["hessian"], info["scores"], info["jacobian"]
         p = theta.size
         free = np.ones(p, bool) if fixed is None else ~np.asarray(fixed)
         cov_ml = np.zeros((p, p))  # parameters fixed at a bound: zero variance
+        flat = identification is not None and not identification["identified"]
         try:
-            cov_ml[np.ix_(free, free)] = np.linalg.inv(-hess[np.ix_(free, free)])
+            # with flat directions the inverse does not exist: the pseudo-inverse keeps the
+            # identified part finite, and the SEs that touch a flat direction are voided below
+            inverse = np.linalg.pinv if flat else np.linalg.inv
+            cov_ml[np.ix_(free, free)] = inverse(-hess[np.ix_(free, free)])
         except np.linalg.LinAlgError:
             cov_ml[np.ix_(free, free)] = np.nan
         meat = scores.T @ scores
@@ -116,6 +125,8 @@ class MLResult:
         table["p"] = 2 * stats.norm.sf(np.abs(table["z"]))
         # structural zeros / fixed values (e.g. class_share with K = 1) have no SE
         table.loc[var <= 1e-20, ["se", "z", "p"]] = np.nan
+        if flat:
+            table.loc[identification["void_se"], ["se", "z", "p"]] = np.nan
 
         posts = comp.memberships(theta)
         frames = {cv.name: membership_frame(fam, cv, posts[cv.name]) for cv in fam.class_variables}
@@ -124,7 +135,7 @@ class MLResult:
                    n_params=int(p), n_obs=fam.n_obs, params=table, cov=cov, cov_ml=cov_ml,
                    se_type=se, membership=primary, starts=starts, convergence=convergence,
                    unit_loglik=comp.unit_loglik(theta), scaling_correction=scaling, natural=natural,
-                   memberships=frames)
+                   memberships=frames, identification=identification)
 
     # ---------------------------------------------------------------- criteria
     @property

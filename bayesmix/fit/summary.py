@@ -66,6 +66,7 @@ def _fit_information(res) -> list[str]:
                  f"max |gradient| {c['max_abs_gradient']:.1e}")
     if c.get("fixed_at_bound"):
         lines.append(f"  Fixed at a bound to avoid singularity (no S.E.): {', '.join(c['fixed_at_bound'])}")
+    lines += _identification_lines(res.identification)
     check = res.integration
     if check:
         lines.append(f"  Integration checked: LL changes by {check['difference']:+.4f} under {check['checked_with']}"
@@ -73,6 +74,23 @@ def _fit_information(res) -> list[str]:
         if check.get("refined_from"):
             lines.append(f"  Integration refined from {check['refined_from']}")
     return lines + [""]
+
+
+def _identification_lines(record) -> list[str]:
+    """Mplus' "THE MODEL ESTIMATION DID NOT TERMINATE NORMALLY"-style lines."""
+    if record is None:
+        return []
+    if record["identified"]:
+        lines = ["  Information matrix at the optimum: non-singular (all free parameters identified)"]
+    else:
+        lines = [f"  WARNING: the information matrix is singular ({record['n_flat']} flat direction(s)); "
+                 "S.E.s that depend on them are not given"]
+        for d in record["directions"]:
+            kind = "separation (LL rises without bound)" if d["separation"] else "not identified"
+            lines.append(f"    {kind}: {', '.join(d['parameters'])}")
+    if record.get("units_below_parameters"):
+        lines.append("  WARNING: fewer units than free parameters: the MLR sandwich is rank-deficient")
+    return lines
 
 
 def _class_counts(res) -> list[str]:
