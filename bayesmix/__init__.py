@@ -16,13 +16,17 @@ from bayesmix.exceptions import (
     DataError,
     DroppedRowsWarning,
     FitError,
+    IdentificationWarning,
     IntegrationWarning,
+    ItemTypeWarning,
     LabelSwitchingWarning,
+    MissingCodeWarning,
     SpecificationError,
     StartsWarning,
 )
-from bayesmix.families import REGISTRY, lca, mixture_regression, within_between
+from bayesmix.families import REGISTRY, lca, lta, mixture_regression, within_between
 from bayesmix.fit.bayes import compare_ml_bayes, sample
+from bayesmix.fit.compiled import get_backend, set_backend
 from bayesmix.fit.ml import fit_ml
 from bayesmix.fit.results import MLResult
 from bayesmix.simstudy import SimulationDesign, SimulationResult, run_simulation
@@ -30,9 +34,9 @@ from bayesmix.simstudy import SimulationDesign, SimulationResult, run_simulation
 __version__ = "0.1.0"
 
 __all__ = [
-    "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError", "IntegrationWarning",
+    "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError", "IdentificationWarning", "IntegrationWarning", "ItemTypeWarning", "MissingCodeWarning",
     "Integration", "LabelSwitchingWarning", "LRTest", "MLResult", "REGISTRY", "SimulationDesign", "SimulationResult", "SpecificationError",
     "StartsWarning",
-    "check_integration", "compare_fits", "compare_ml_bayes", "dataset_items", "fit_ml", "icc", "sample", "lca", "mixture_regression", "within_between", "list_datasets", "load_dataset", "lr_test",
-    "prepare_wide", "run_simulation",
+    "check_integration", "compare_fits", "compare_ml_bayes", "dataset_items", "fit_ml", "icc", "sample", "lca", "lta", "mixture_regression", "within_between", "list_datasets", "load_dataset", "lr_test",
+    "prepare_wide", "run_simulation", "get_backend", "set_backend",
 ]

@@ -40,3 +40,14 @@ CLASS_BETWEEN = "class_between"  # D_j of section 6
 CLASS_BETWEEN_LOGIT = "class_between_logit"
 BETWEEN_COVARIATE = "between_covariate"
 OBSERVED_ITEM = "observed_item"  # a column of the analysed data (posterior predictive draws)
+
+# Latent transition analysis (sections 3-4): occasions t = 1..T of the class C_t
+OCCASION = "occasion"
+TRANSITION = "transition"  # C_(t-1) -> C_t (rows of the transition matrices)
+CLASS_FROM = "class_from"  # the earlier class j of P(C_t = k | C_(t-1) = j)
+CLASS_FROM_LOGIT = "class_from_logit"  # the K-1 non-reference earlier classes (second index of gamma_dc, eq. 9)
+
+
+def per_occasion(dim: str, occasion: int) -> str:
+    """The dim of an occasion-specific block, e.g. ``covariate_2`` (covariates of C_2's logits)."""
+    return f"{dim}_{occasion}"

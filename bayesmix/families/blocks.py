@@ -40,6 +40,7 @@ import pytensor.tensor as pt
 from scipy import special, stats
 
 from bayesmix import dims
+from bayesmix.core import items as core_items
 from bayesmix.core.integrate import chol_from_unconstrained
 from bayesmix.core.marginal import class_log_prior, class_proportions
 from bayesmix.core.quadrature import Integration
@@ -119,6 +120,13 @@ class Thresholds:
 
     def reported(self) -> list[Reported]:
         return [Reported("tau", "Thresholds")]
+
+    def item_prob(self, tau, link: str):
+        """The ``item_prob`` Deterministic (class, response): P(y = k | c) for every
+        category of every categorical item (eq. 1)."""
+        lp = core_items.category_log_probs(self.padded(tau), self.n_cat, link)
+        valid = np.arange(self.m_max)[None, :] < self.n_cat[:, None]
+        return pm.Deterministic("item_prob", pt.exp(lp)[:, valid], dims=(self.class_dim, dims.RESPONSE))
 
     def tau(self, p: dict):
         """(K, T) thresholds: the free ``tau``, or the ordered Deterministic built

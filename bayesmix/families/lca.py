@@ -269,10 +269,7 @@ class LCAModel(FamilyModel):
         pm.Deterministic("class_share", self._class_share(self.likelihood_tensors), dims=(dims.CLASS,))
         reported.append(Reported("class_share", "Class proportions"))
         if self.cat_items:
-            thr = self.thresholds
-            lp = core_items.category_log_probs(thr.padded(tau), thr.n_cat, self.spec.link)
-            valid = np.arange(thr.m_max)[None, :] < thr.n_cat[:, None]
-            pm.Deterministic("item_prob", pt.exp(lp)[:, valid], dims=(dims.CLASS, dims.RESPONSE))
+            self.thresholds.item_prob(tau, self.spec.link)
         self.reported = reported
 
     def _log_f(self, q):
