@@ -19,7 +19,7 @@ slope of diagonal covariance), R samples each, by ``bayesmix.run_simulation``
 class-specific mu and beta before the MSE is computed.
 
     python models/table2_class_level_mse.py             # R = 100 per model, STARTS = 20 5 (as the paper)
-    python models/table2_class_level_mse.py --quick     # R = 10 per model, STARTS = 10 3 (about a minute)
+    python models/table2_class_level_mse.py --quick     # R = 10 per model, STARTS = 10 3 (about 25 s)
     python models/table2_class_level_mse.py --reps 200 --jobs 2 --seed 3 --out table2.csv
 
 Prints, per model: MSE(alpha_1) with its Monte Carlo SE beside the paper's

@@ -17,7 +17,7 @@ should reach Model 5's log-likelihood with a huge Var(alpha_1) and an ICC
 (eq. 20) near 1 (paper: 609 and 0.995), and the same other estimates.
 
     python models/table3_model5_vs_model6.py                 # STARTS = 20 5 (as the paper; Model 6 slow)
-    python models/table3_model5_vs_model6.py --quick         # Model 6 from the Model 5 start only (about a minute)
+    python models/table3_model5_vs_model6.py --quick         # Model 6 from the Model 5 start only (about 20 s)
     python models/table3_model5_vs_model6.py --save figures  # + Figures 2 and 3 and the fitted curve as PNG
 
 Prints the estimates (SE) of both models beside the paper's Table 3, the
