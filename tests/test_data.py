@@ -114,6 +114,7 @@ def test_list_datasets():
         "verbal_aggression": {"n_rows": 316, "n_columns": 26},
         "ability": {"n_rows": 1525, "n_columns": 16},
         "exam": {"n_rows": 4059, "n_columns": 10},
+        "epi": {"n_rows": 948, "n_columns": 61},
     }
     for file in table["file"]:
         assert (DATA_DIR / file).is_file()
@@ -121,7 +122,7 @@ def test_list_datasets():
 
 @pytest.mark.parametrize("func", [load_dataset, dataset_items])
 def test_unknown_dataset_name(func):
-    with pytest.raises(DataError, match=r"'abilty'.*'verbal_aggression', 'ability', 'exam'"):
+    with pytest.raises(DataError, match=r"'abilty'.*'verbal_aggression', 'ability', 'exam', 'epi'"):
         func("abilty")
 
 

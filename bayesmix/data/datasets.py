@@ -33,6 +33,10 @@ _ABILITY_ITEMS = [
     "rotate.3", "rotate.4", "rotate.6", "rotate.8",
 ]  # fmt: skip
 
+# Eysenck Personality Inventory: the items chosen for the LTA example (five
+# neuroticism items of moderate endorsement, few missing; datasets/README.md).
+_EPI_ITEMS = ["V2", "V9", "V16", "V40", "V50"]
+
 # R factors are rebuilt as pandas Categoricals with the level order of the
 # source package, so that the first level is the usual reference category
 # (e.g. for pd.get_dummies(..., drop_first=True)).
@@ -87,6 +91,15 @@ _DATASETS: dict[str, _Dataset] = {
             "type": ["Mxd", "Sngl"],
         },
     ),
+    "epi": _Dataset(
+        file="epi.csv",
+        description=(
+            "Eysenck Personality Inventory given twice (psychTools::epiR): 474 persons x 2 "
+            "occasions (long, column time), 57 items coded 1/2; LTA items V2, V9, V16, V40, V50"
+        ),
+        items=_EPI_ITEMS,
+        read_dtypes={"person": "str", "study": "str"},
+    ),
 }
 
 
@@ -117,7 +130,7 @@ def _read(name: str) -> pd.DataFrame:
 def load_dataset(name: str) -> pd.DataFrame:
     """Return one of the shipped data sets as a new DataFrame.
 
-    ``name`` is one of ``"verbal_aggression"``, ``"ability"``, ``"exam"`` (see
+    ``name`` is one of ``"verbal_aggression"``, ``"ability"``, ``"exam"``, ``"epi"`` (see
     :func:`list_datasets`).  Missing cells are NaN; labelled columns are
     Categoricals with the level order of the source R package, except id
     columns (``exam``'s ``school`` and ``student``), which are string labels.
@@ -130,7 +143,8 @@ def dataset_items(name: str) -> list[str]:
     """Item (indicator) columns of a data set, in column order.
 
     For ``"exam"`` this is the outcome ``["normexam"]``, the single continuous
-    indicator of a two-level mixture regression.
+    indicator of a two-level mixture regression; for ``"epi"`` the five items of
+    the LTA example (the file holds all 57, ``V1`` .. ``V57``).
     """
     return list(_spec(name).items)
 
