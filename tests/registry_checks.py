@@ -121,8 +121,10 @@ def check_fit_and_summary(fam):
     assert len(res.membership) == fam.data.n_persons
     text = res.summary()
     assert "MODEL RESULTS" in text and f"{res.loglik:.3f}" in text
-    for r in fam.reported:
-        if r.name not in {cv.share for cv in fam.class_variables}:
+    extra, own = fam.summary_sections(res)
+    assert "\n".join(extra) in text  # the family's own sections are printed, and replace the titles of
+    for r in fam.reported:  # what they print (e.g. the LTA's transition matrices)
+        if r.name not in {cv.share for cv in fam.class_variables} | own:
             assert r.title in text, r.title
     for cv in fam.class_variables:
         if cv.n_classes > 1:

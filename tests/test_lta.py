@@ -259,7 +259,7 @@ def test_person_without_any_response_is_reported():
     ({"dependence": "second"}, "dependence: got 'second'"),
     ({"n_classes": 0}, "n_classes: got 0"),
     ({"person": "id"}, "person/time"),
-    ({"n_classes": 3, "cluster": "cl"}, "random_intercepts: got True with n_classes=3"),
+    ({"n_classes": 4, "cluster": "cl"}, "random_intercepts: got True with n_classes=4"),
     ({"covariates": {"t9": ["u1_1"]}}, "covariates: key 't9'"),
 ])
 def test_bad_arguments_raise_before_compiling(kwargs, match):

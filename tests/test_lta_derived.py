@@ -16,7 +16,7 @@ from scipy import special
 import bayesmix as bm
 from bayesmix.data import dataset_items, load_dataset
 from bayesmix.exceptions import SpecificationError
-from bayesmix.families.lta_derived import LOGISTIC_VAR, lta_r_squared, r_squared_values
+from bayesmix.families.lta_derived import LOGISTIC_VAR, lta_r_squared, r_squared_values, transition_table
 
 # ============================================================================ data
 
@@ -266,3 +266,24 @@ def test_paths_refuse_two_level_models():
     fam = importlib.import_module("bayesmix.families.lta").example(two_level=True)
     with pytest.raises(SpecificationError, match="random_intercepts=True"):
         most_likely_paths(SimpleNamespace(model=fam, theta=None))
+
+
+def test_summary_prints_shares_by_occasion_and_the_transition_matrix(epi_k2):
+    text = epi_k2.summary()
+    head, _, tail = text.partition("LATENT TRANSITION PROBABILITIES BASED ON THE ESTIMATED MODEL")
+    assert tail, "no transition section"
+    assert "Transition probabilities" not in head  # printed once, as matrices, not per class
+    nat = epi_k2.natural
+    trans = nat["transition_prob"][0]
+    table = transition_table(epi_k2)
+    se = table["se"].to_numpy().reshape(2, 2)
+    for j in range(2):  # row j: "j  p_j1 (se) p_j2 (se)"
+        row = [ln for ln in tail.splitlines() if ln.split()[:1] == [str(j + 1)]][0]
+        assert row.split() == [str(j + 1), f"{trans[j, 0]:.3f}", f"({se[j, 0]:.3f})", f"{trans[j, 1]:.3f}",
+                               f"({se[j, 1]:.3f})"]
+    np.testing.assert_allclose(trans.sum(axis=1), 1.0, atol=1e-12)
+    shares = head.split("CLASS PROPORTIONS BY OCCASION")[1].splitlines()
+    row1 = [ln for ln in shares if ln.split()[:1] == ["1"]][0].split()
+    assert row1[1] == f"{nat['class_share_C1'][0]:.3f}" and row1[3] == f"{nat['class_share_C2'][0]:.3f}"
+    with pytest.raises(SpecificationError, match="MLResult"):
+        transition_table(object())

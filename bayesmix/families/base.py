@@ -281,6 +281,12 @@ class FamilyModel:
             rows.append(("Link (categorical items)", link))
         return rows
 
+    def summary_sections(self, res) -> tuple[list[str], set[str]]:
+        """Family-specific sections of the ML summary (text lines, printed after
+        MODEL RESULTS) and the reported names they print, which MODEL RESULTS
+        then leaves out (e.g. the LTA's transition tables)."""
+        return [], set()
+
     def profile_table(self, natural: dict) -> pd.DataFrame:
         """Tidy item, category, class, probability table of the class profiles
         (empty when the family has no categorical response probabilities)."""

@@ -20,17 +20,17 @@ Class model, reference class K (alpha_K = gamma_K. = gamma_.K = 0):
 The likelihood sums the K^T class paths by the forward recursion
 (``core.chains.markov_loglik``; by explicit enumeration for full dependence).
 
-Two-level (section 4, K = 2, T = 2): the class-logit intercepts are cluster
-random effects, alpha_1j = alpha_1 + u_1j and eq. (15)
-alpha_2j = mu + beta alpha_1j + eps_j, u_1j ~ N(0, Var(alpha_1)), eps_j ~ N(0,
-Var(eps)); (u_1j, alpha_2j - E alpha_2j) = L (z_1, z_2) with L the structural
-Cholesky factor (``core.integrate.structural_chol``), integrated per cluster
-by the model's rule (2 dimensions).
+Two-level (section 4, T = 2, any K >= 2): the class-logit intercepts are
+cluster random effects, alpha_1j = alpha_1 + u_1j and eq. (15)
+alpha_2j = mu + beta alpha_1j + eps_j (vectors of the K-1 logits, beta a
+(K-1, K-1) matrix for K > 2), integrated per cluster by the model's rule over
+2(K-1) dimensions (``families/lta_between.py``: the structural Cholesky factor,
+relabelling).
 
 Free parameters: ``tau`` / ``tau_raw``, ``nu``, ``log_theta`` (as the LCA),
 ``alpha_1``, ``beta_1``, ``alpha_t`` (``mu`` for t = 2 when two-level),
-``beta_t``, ``gamma_s_t``, and two-level ``beta`` and ``log_sd`` (log sd of
-alpha_1j and eps_j). Deterministics: ``var_alpha1``, ``var_eps``, ``psi``
+``beta_t``, ``gamma_s_t``, and two-level ``beta``, ``log_sd`` (log Cholesky
+diagonals of Var(alpha_1j) and Var(eps_j)) and, for K > 2, ``chol_offdiag``. Deterministics: ``var_alpha1``, ``var_eps``, ``psi``
 (covariance of alpha_1j, alpha_2j), ``alpha_2`` (E alpha_2j), ``class_share_Ct``
 (model-implied P(C_t = k)), ``transition_prob`` (P(C_t = k | C_(t-1) = j), averaged
 over persons and random effects), ``item_prob``.
@@ -46,21 +46,20 @@ import pytensor.tensor as pt
 
 from bayesmix import dims
 from bayesmix.core import items as core_items
-from bayesmix.core.integrate import structural_chol
 from bayesmix.core.quadrature import as_integration
 from bayesmix.data import PreparedData, prepare_wide
 from bayesmix.exceptions import BayesmixWarning, SpecificationError
 from bayesmix.families import lta_spec as ls
 from bayesmix.families.base import ClassVariable, FamilyModel, ParameterInfo, Reported
 from bayesmix.families.levels import check_not_constant
-from bayesmix.families.blocks import (LOG_SD_BOUNDS, LOGIT_START_SD, RANDOM_INTERCEPT_START_SD, TAU_BOUND,
-                                      ClassLogits, NormalItems, Thresholds, check_n_classes, reference_map)
+from bayesmix.families.blocks import (LOGIT_START_SD, TAU_BOUND, ClassLogits, NormalItems, Thresholds,
+                                      check_n_classes)
+from bayesmix.families.lta_between import BetweenIntercepts
 from bayesmix.families.lta_graph import LTAGraph
 from bayesmix.families.lta_spec import LTASpec
 
 GAMMA_AT_BOUND = ("A transition logit gamma at its bound: a transition that (nearly) never or always happens "
                   "for persons of that earlier class.")
-SD_AT_BOUND = ("A log standard deviation of alpha_1j or eps_j at its bound: a variance at 0 (or a huge one).")
 
 
 def lta(data, items, n_classes: int = 2, *, person=None, time=None, invariance: bool = True,
@@ -92,12 +91,13 @@ def lta(data, items, n_classes: int = 2, *, person=None, time=None, invariance: 
         As ``bayesmix.lca`` (item_types keyed by wide column, or by item name for
         long data); ``link`` of the categorical items, "logit" or "probit".
     cluster : str, optional
-        Cluster column: two-level with random intercepts (K = 2, T = 2) by default.
+        Cluster column: two-level with random intercepts (T = 2) by default.
     random_intercepts : bool, optional
         Cluster random intercepts alpha_1j, alpha_2j (eq. 15); False with a
         cluster sums the persons' log-likelihoods per cluster.
     integration : str, dict or Integration
-        Rule of the 2-D cluster integral.
+        Rule of the 2(K-1)-dimensional cluster integral (default: trapezoid with
+        31 x 31 points for K = 2, 9 per dimension for K = 3; checked after the fit).
     priors : dict, optional
         Parameter name -> ``pm.X.dist(...)`` replacing a default prior (NUTS only).
     """
@@ -160,7 +160,7 @@ class LTAModel(LTAGraph, FamilyModel):
 
     @property
     def integration_dim(self) -> int:
-        return 2 if self.spec.random_intercepts else 0
+        return self.between.dim if self.spec.random_intercepts else 0
 
     def _deps(self, t: int) -> list[int]:
         """Earlier occasions (0-based) whose class enters C_t's logits (eq. 9)."""
@@ -190,6 +190,7 @@ class LTAModel(LTAGraph, FamilyModel):
             self.normal = NormalItems("nu", dims.CONTINUOUS_ITEM, (np.nanmean(yc, 0), np.nanstd(yc, 0) + 1e-12), k)
         self.x = [d.covariates[:, idx] for idx in ls.covariate_index(d, self.spec)]
         two = self.spec.random_intercepts
+        self.between = BetweenIntercepts(k) if two else None
         self.logits = [ClassLogits(k, self.x[t].shape[1], intercept=("mu" if two and t == 1 else f"alpha_{t + 1}"),
                                    slope=f"beta_{t + 1}", covariate_dim=dims.per_occasion(dims.COVARIATE, t + 1),
                                    level_eq=("eq. 8" if t == 0 else "eq. 15" if two else "eq. 9") + f", C{t + 1}",
@@ -219,8 +220,7 @@ class LTAModel(LTAGraph, FamilyModel):
         if d.cluster_idx is not None:
             coords[dims.CLUSTER] = [str(c) for c in d.cluster_labels]
         if self.spec.random_intercepts:
-            coords[dims.RE] = ["alpha_1", "alpha_2"]
-            coords[dims.RE_BIS] = ["alpha_1", "alpha_2"]
+            coords.update(self.between.coords())
         return coords
 
     def _parameters(self) -> list[ParameterInfo]:
@@ -235,10 +235,7 @@ class LTAModel(LTAGraph, FamilyModel):
                                        bounds=(-TAU_BOUND, TAU_BOUND), at_bound=GAMMA_AT_BOUND)
                          for g in self._gammas(t)]
         if self.spec.random_intercepts:
-            free += [ParameterInfo("beta", (), pm.Normal.dist(0.0, 2.0), "regression of alpha_2j on alpha_1j, eq. (15)"),
-                     ParameterInfo("log_sd", (dims.RE,), pm.Normal.dist(0.0, 1.5),
-                                   "log sd of alpha_1j and of eps_j, eq. (15)", bounds=LOG_SD_BOUNDS,
-                                   at_bound=SD_AT_BOUND)]
+            free += self.between.parameters()
         return free
 
     # ------------------------------------------------------------------ graph
@@ -256,19 +253,11 @@ class LTAModel(LTAGraph, FamilyModel):
             if t and block.active:
                 reported += [Reported(g, f"C{t + 1} ON C{g.split('_')[1]} (gamma, eq. 9)") for g in self._gammas(t)]
         if self.spec.random_intercepts:
-            chol = structural_chol(p["log_sd"], p["beta"][None])
-            sd2 = pt.exp(2 * p["log_sd"])
-            pm.Deterministic("var_alpha1", sd2[0])
-            pm.Deterministic("var_eps", sd2[1])
-            pm.Deterministic("psi", chol @ chol.T, dims=(dims.RE, dims.RE_BIS))
-            pm.Deterministic("alpha_2", p["mu"] + p["beta"] * p["alpha_1"], dims=(dims.CLASS_LOGIT,))
-            reported += [Reported("beta", "alpha_2j ON alpha_1j (beta, eq. 15)"),
-                         Reported("var_alpha1", "Variance of alpha_1j", variance=True),
-                         Reported("var_eps", "Residual variance of alpha_2j (eps_j, eq. 15)", variance=True),
-                         Reported("psi", "Covariance of (alpha_1j, alpha_2j)", variance=True),
-                         Reported("alpha_2", "Mean of alpha_2j (mu + beta alpha_1)")]
+            chol = self.between.chol(p)
+            reported += self.between.reported()
         tensors = {"tau": tau, "nu": p.get("nu"), "theta": theta, "chol": chol}
-        tensors.update({n: p[n] for n in self.free_names if n not in ("tau", "tau_raw", "nu", "log_theta", "log_sd")})
+        tensors.update({n: p[n] for n in self.free_names if n not in ("tau", "tau_raw", "nu", "log_theta", "log_sd",
+                                                                        "chol_offdiag")})
         self.observe(tensors, self._unit_loglik)
         shares, pairs = self._prior_summaries(self.likelihood_tensors)
         for t, cv in enumerate(self.class_variables):
@@ -317,6 +306,13 @@ class LTAModel(LTAGraph, FamilyModel):
                   else "full (C_t on every earlier C_s)")]
         return rows
 
+    def summary_sections(self, res):
+        """The transition matrices with SEs (``lta_derived.transition_lines``)."""
+        if self.n_t < 2 or self.spec.n_classes < 2:
+            return [], set()
+        from bayesmix.families.lta_derived import transition_lines
+        return transition_lines(res), {"transition_prob"}
+
     def profile_table(self, natural):
         if "item_prob" not in natural:
             return super().profile_table(natural)
@@ -346,8 +342,7 @@ class LTAModel(LTAGraph, FamilyModel):
             if t and block.active:
                 start.update({g: rng.normal(0.0, LOGIT_START_SD, size=(k - 1, k - 1)) for g in self._gammas(t)})
         if self.spec.random_intercepts:
-            start["beta"] = np.array(0.0)
-            start["log_sd"] = np.full(2, np.log(RANDOM_INTERCEPT_START_SD))
+            start.update(self.between.start())
         return start
 
     def permute_classes(self, values, perms):
@@ -382,8 +377,8 @@ class LTAModel(LTAGraph, FamilyModel):
                 out[g] = gf[..., perm[s][:-1]] - ref[..., None]
                 name = self.logits[t].intercept
                 out[name] = out[name] + ref
-        if self.spec.random_intercepts:  # K = 2: alpha_1j and alpha_2j change sign with their class
-            out["beta"] = out["beta"] * reference_map(perm[0])[0, 0] * reference_map(perm[1])[0, 0]
+        if self.spec.random_intercepts:  # alpha_tj -> A_t alpha_tj: beta and the covariances follow
+            out = self.between.permute(out, perm[0], perm[1])
         return out
 
     def class_signature(self, values):

@@ -196,3 +196,50 @@ def pattern_probabilities(res, posterior: bool = True) -> pd.DataFrame:
     prob = np.exp(logp - special.logsumexp(logp, axis=1, keepdims=True))
     cols = [",".join(str(c + 1) for c in p) for p in pats]
     return pd.DataFrame(prob, index=_person_index(res.model), columns=cols)
+
+
+# ------------------------------------------------------------------ tables
+def transition_table(res) -> pd.DataFrame:
+    """Tidy transition probabilities P(C_t = to | C_(t-1) = from) of a fitted
+    LTA (``MLResult``): columns ``transition``, ``class_from``, ``class_to``,
+    ``estimate`` and ``se`` (delta method; averaged over persons and random
+    intercepts, as the ``transition_prob`` Deterministic)."""
+    if getattr(res, "model", None) is None or getattr(res.model, "family", None) != "lta":
+        raise SpecificationError(f"transition_table: res: got {type(res).__name__}; give the MLResult of "
+                                 "bm.fit_ml on a bm.lta model with T >= 2 occasions.")
+    rows = res.params[res.params["parameter"] == "transition_prob"]
+    if rows.empty:
+        raise SpecificationError("transition_table: the model has no transitions (one occasion or one class).")
+    fam = res.model
+    occ, k = fam.spec.occasions, fam.spec.n_classes
+    idx = pd.MultiIndex.from_product([[f"{occ[t - 1]}->{occ[t]}" for t in range(1, len(occ))],
+                                      range(1, k + 1), range(1, k + 1)],
+                                     names=["transition", "class_from", "class_to"])
+    # params rows follow the Deterministic's (transition, class_from, class) C order
+    return pd.DataFrame({"estimate": rows["estimate"].to_numpy(float), "se": rows["se"].to_numpy(float)},
+                        index=idx).reset_index()
+
+
+def transition_lines(res) -> list[str]:
+    """The summary's section: the class shares per occasion, then one K x K matrix per transition, rows the earlier
+    class (Mplus' "C1 classes (rows) by C2 classes (columns)"), SEs below."""
+    table = transition_table(res)
+    fam = res.model
+    k, occ = fam.spec.n_classes, list(fam.spec.occasions)
+    lines = ["", "CLASS PROPORTIONS BY OCCASION BASED ON THE ESTIMATED MODEL (S.E.)",
+             "  class " + "".join(f"{str(o)[:14]:>16}" for o in occ)]
+    shares = [res.params[res.params["parameter"] == cv.share] for cv in fam.class_variables]
+    for c in range(k):
+        lines.append(f"  {c + 1:>5} " + "".join(f"{s['estimate'].iloc[c]:>8.3f} ({s['se'].iloc[c]:.3f})".rjust(16)
+                                                for s in shares))
+    lines += ["", "LATENT TRANSITION PROBABILITIES BASED ON THE ESTIMATED MODEL (S.E.)"]
+    for t, (name, grp) in enumerate(table.groupby("transition", sort=False), start=1):
+        a, b = name.split("->")
+        lines.append(f"  C{t} (occasion {a}) classes (rows) by C{t + 1} (occasion {b}) classes (columns)")
+        lines.append("    from" + "".join(f"{'to ' + str(c):>16}" for c in range(1, k + 1)))
+        est = grp["estimate"].to_numpy().reshape(k, k)
+        se = grp["se"].to_numpy().reshape(k, k)
+        for j in range(k):
+            cells = "".join(f"{est[j, c]:>8.3f} ({se[j, c]:.3f})".rjust(16) for c in range(k))
+            lines.append(f"  {j + 1:>6}" + cells)
+    return lines

@@ -4,7 +4,7 @@ random intercepts of eq. 15 at quadrature nodes), the sum over class paths by
 the forward recursion of ``core.chains`` (explicit enumeration of the K^T paths
 under full dependence), posterior and prior class marginals.
 
-Shapes: persons N, occasions T, classes K; ``u`` (B, Q, 2) quadrature nodes of
+Shapes: persons N, occasions T, classes K; ``u`` (B, Q, 2(K-1)) quadrature nodes of
 (alpha_1j - alpha_1, alpha_2j - E alpha_2j), B in {1, N}; a node axis Q then
 follows the row axis everywhere.
 """
@@ -38,14 +38,11 @@ class LTAGraph:
 
     def _class_logits(self, q, t: int, u=None):
         """(rows or 1, [Q,] K-1) the part of C_t's logits that does not depend on
-        earlier classes (eq. 8 / 9), with the random intercepts at nodes u (B, Q, 2)."""
+        earlier classes (eq. 8 / 9), with the random intercepts at nodes u (B, Q, 2(K-1))."""
         base = self.logits[t].logits(q, self.x[t])
         if u is None:
             return base
-        shift = u[..., t:t + 1]
-        if t == 1:
-            shift = shift + q["beta"] * q["alpha_1"]  # E alpha_2j = mu + beta alpha_1 (eq. 15)
-        return base[:, None, :] + shift
+        return base[:, None, :] + self.between.shift(q, u, t)
 
     def _gamma_full(self, q, s: int, t: int):
         """(K from, K-1 to) effect of C_s on C_t's logits, the reference row K zero."""
@@ -126,7 +123,8 @@ class LTAGraph:
         if not self.spec.random_intercepts:
             marg, pairs = self._posterior_marginals(q, zeros)
             return pt.mean(marg, axis=0), (None if pairs is None else pt.mean(pairs, axis=0))
-        z, logw = share_integration(2).nodes(2)
+        dim = self.between.dim
+        z, logw = share_integration(dim).nodes(dim)
         u = pt.dot(pt.as_tensor(z), q["chol"].T)[None]
         marg, pairs = self._posterior_marginals(q, zeros, u)
         w = np.exp(logw)

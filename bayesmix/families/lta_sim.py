@@ -27,17 +27,17 @@ def draw_paths(fam, natural: dict, rng: np.random.Generator) -> np.ndarray:
     classes = np.zeros((n, fam.n_t), dtype=int)
     if k == 1:
         return classes
-    shift = np.zeros((n, 2))
-    if fam.spec.random_intercepts:
-        u = rng.multivariate_normal(np.zeros(2), np.asarray(natural["psi"], float), size=d.n_clusters)
-        shift = u[d.cluster_idx]
-        shift[:, 1] += float(natural["beta"]) * float(np.ravel(natural["alpha_1"])[0])
+    m = k - 1
+    if fam.spec.random_intercepts:  # (u_1j, alpha_2j - E alpha_2j) ~ N(0, psi); E alpha_2j = mu + B alpha_1
+        psi = fam.between.covariance(natural)
+        shift = rng.multivariate_normal(np.zeros(2 * m), psi, size=d.n_clusters)[d.cluster_idx]
+        shift[:, m:] += fam.between.mean_shift(natural)
     for t, block in enumerate(fam.logits):
         logits = np.broadcast_to(np.asarray(natural[block.intercept], float), (n, k - 1)).copy()
         if block.n_cov:
             logits += fam.x[t] @ np.asarray(natural[block.slope], float).T
         if fam.spec.random_intercepts:
-            logits += shift[:, t:t + 1]
+            logits += shift[:, t * m:(t + 1) * m]
         for s in (fam._deps(t) if t else []):
             logits += _gamma_full(natural, s, t, k)[classes[:, s]]
         classes[:, t] = draw_classes(logits, rng)

@@ -111,12 +111,17 @@ def check_dependence(dependence) -> str:
 
 
 def check_two_level(n_classes: int, n_occasions: int, dependence: str) -> None:
-    if n_classes != 2 or n_occasions != 2:
+    if n_classes < 2 or n_occasions != 2:
         raise SpecificationError(
             f"random_intercepts: got True with n_classes={n_classes} and {n_occasions} occasions; the two-level "
-            "LTA of section 4 (alpha_2j = mu + beta alpha_1j + eps_j, eq. 15) is implemented for K = 2 classes "
-            "and T = 2 occasions. Fix: use n_classes=2 with two occasions, or random_intercepts=False (cluster "
-            "sums without random effects).")
+            "LTA of section 4 (alpha_2j = mu + beta alpha_1j + eps_j, eq. 15) is implemented for T = 2 occasions "
+            "and K >= 2 classes. Fix: analyse two occasions (e.g. consecutive pairs), or random_intercepts=False "
+            "(cluster sums without random effects).")
+    if n_classes > 3:
+        raise SpecificationError(
+            f"random_intercepts: got True with n_classes={n_classes}; the cluster integral then has "
+            f"{2 * (n_classes - 1)} dimensions, a product rule needs 5^6 or more nodes per person, more memory than "
+            "a fit should take. Fix: n_classes <= 3, or random_intercepts=False.")
 
 
 # ------------------------------------------------------------------ long data

@@ -108,10 +108,10 @@ def _class_counts(res) -> list[str]:
     return lines
 
 
-def _results(res) -> list[str]:
+def _results(res, own: set[str]) -> list[str]:
     fam = res.model
     info = {r.name: r for r in fam.reported}
-    shares = {cv.share for cv in fam.class_variables}
+    shares = {cv.share for cv in fam.class_variables} | own
 
     def section(grp_name, grp):
         r = info.get(grp_name)
@@ -127,7 +127,7 @@ def _results(res) -> list[str]:
         lines.append(f"Latent Class {k}")
         for name, grp in rows_k.groupby("parameter", sort=False):
             lines += section(name, grp)
-    rest = table[table["class"].isna()]
+    rest = table[table["class"].isna() & ~table.parameter.isin(own)]
     if not rest.empty:
         lines.append("Class-invariant and between-level parameters")
         for name, grp in rest.groupby("parameter", sort=False):
@@ -149,6 +149,8 @@ def _probabilities(res) -> list[str]:
 
 def format_ml_summary(res) -> str:
     """The whole summary: header, fit information, class counts per class
-    variable, parameter estimates by class, probability-scale profiles."""
-    return "\n".join(_header(res) + _fit_information(res) + _class_counts(res) + _results(res)
-                     + _probabilities(res))
+    variable, parameter estimates by class, probability-scale profiles, then
+    the family's own sections (``FamilyModel.summary_sections``)."""
+    extra, own = res.model.summary_sections(res)
+    return "\n".join(_header(res) + _fit_information(res) + _class_counts(res) + _results(res, own)
+                     + _probabilities(res) + extra)
