@@ -1,4 +1,7 @@
-"""Plots. Each returns ``(fig, ax)`` and never calls ``show()``."""
+"""Plots. Each returns ``(fig, ax)`` and never calls ``show()``.
+
+The LTA's transition diagram and class-share plots live in ``plots_lta`` and
+are re-exported here: ``from bayesmix.plots import transition_plot``."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bayesmix.exceptions import SpecificationError
+from bayesmix.plots_lta import class_shares_plot, transition_plot  # noqa: F401  (re-exported)
 
 
 def _profile_from_ml(res):
