@@ -203,3 +203,20 @@ def test_k3_two_level_ml_recovers_eq15_within_3_se():
         z = (est - np.ravel(true)) / s
         print(name, np.round(est, 3), np.round(s, 3), np.round(z, 2))
         assert np.all(np.isfinite(s)) and np.all(np.abs(z) < 3), (name, est, s)
+
+
+def test_covariate_path_equals_the_shared_node_product():
+    """With a class-logit covariate the persons' path probabilities differ, and the
+    general forward recursion runs instead of the (N, K^2) x (K^2, Q) product: with
+    its coefficients at 0 both give the same likelihood."""
+    df, cols, _ = data()
+    df["z"] = np.linspace(-1.0, 1.0, len(df))
+    rule = {"rule": "gauss_hermite", "n_points": 6}
+    plain = bm.lta(df, cols, K, cluster="school", integration=rule)
+    with_x = bm.lta(df, cols, K, cluster="school", covariates=["z"], integration=rule)
+    assert not with_x._shared_nodes(np.zeros((1, 2, 4))) and plain._shared_nodes(np.zeros((1, 2, 4)))
+    pc, wc = compiled(plain), compiled(with_x)
+    v = pc.packing.unpack(0.5 * np.random.default_rng(9).normal(size=pc.packing.size))
+    w = {**v, "beta_1": np.zeros((2, 1)), "beta_2": np.zeros((2, 1))}
+    np.testing.assert_allclose(wc.unit_loglik(wc.packing.pack(w)), pc.unit_loglik(pc.packing.pack(v)),
+                               rtol=0, atol=1e-10)
