@@ -184,13 +184,13 @@ def test_draw_axes_are_kept():
         np.testing.assert_allclose(r2[n], r1[n], atol=1e-15)
 
 
-def test_r_squared_of_the_epi_fit_with_delta_se(epi_k2):
+def test_r_squared_of_the_epi_fit(epi_k2):
     tab = lta_r_squared(epi_k2)
     nat = epi_k2.natural
     g, p1 = nat["gamma_1_2"][0, 0], nat["class_share_C1"][0]
     num = g ** 2 * p1 * (1 - p1)
     assert tab.loc["C2_by_C1", "estimate"] == pytest.approx(num / (num + np.pi ** 2 / 3), abs=1e-12)
-    assert np.isfinite(tab.loc["C2_by_C1", "se"]) and tab.loc["C2_by_C1", "se"] >= 0
+    # its SE: none here, gamma is at its bound (test_quantities_driven_by_a_bound_parameter_have_no_se)
 
 
 def test_r_squared_refuses_more_than_two_classes():
@@ -287,3 +287,25 @@ def test_summary_prints_shares_by_occasion_and_the_transition_matrix(epi_k2):
     assert row1[1] == f"{nat['class_share_C1'][0]:.3f}" and row1[3] == f"{nat['class_share_C2'][0]:.3f}"
     with pytest.raises(SpecificationError, match="MLResult"):
         transition_table(object())
+
+
+def test_quantities_driven_by_a_bound_parameter_have_no_se(epi_k2):
+    """gamma_1_2 sits at its bound (C1 = 1 never leaves): P(stay in 1) = 1.000 and the
+    R2 are driven by it and get no SE (not 0 with a z of 1e5); the reference row of
+    the transition matrix and the occasion-2 shares keep theirs."""
+    assert any(lab.startswith("gamma_1_2") for lab in epi_k2.convergence["fixed_at_bound"])
+    tab = transition_table(epi_k2)
+    first = tab[tab["class_from"] == 1]
+    assert first["estimate"].max() > 0.999 and first["se"].isna().all()
+    assert tab[tab["class_from"] == 2]["se"].notna().all()
+    share2 = epi_k2.params[epi_k2.params["parameter"] == "class_share_C2"]
+    assert share2["se"].notna().all() and (share2["se"] > 0.01).all()
+    assert np.isnan(lta_r_squared(epi_k2).loc["C2_by_C1", "se"])
+
+
+def test_bound_driven_rule_by_hand():
+    from bayesmix.fit.results import bound_driven
+
+    jac = np.array([[1e-7, 2e-7, 0.0], [0.3, 1e-7, 0.0], [0.0, 0.0, 1.0]])  # columns: free, fixed, free
+    np.testing.assert_array_equal(bound_driven(jac, np.array([False, True, False])), [True, False, False])
+    np.testing.assert_array_equal(bound_driven(jac, np.zeros(3, bool)), [False, False, False])

@@ -107,6 +107,7 @@ def lta_r_squared(res) -> pd.DataFrame:
     Returns a frame indexed by piece name with ``estimate`` and ``se``.
     """
     from bayesmix.fit.compiled import compiled  # families/ may use fit/ lazily; fit/ never imports families
+    from bayesmix.fit.results import bound_driven
 
     if getattr(res, "model", None) is None or getattr(res.model, "family", None) != "lta":
         raise SpecificationError(f"lta_r_squared: res: got {type(res).__name__}; give the MLResult of "
@@ -127,6 +128,8 @@ def lta_r_squared(res) -> pd.DataFrame:
         jac[:, i] = (vec(theta + step) - vec(theta - step)) / (2 * _STEP)
     var = np.einsum("rp,pq,rq->r", jac, np.asarray(res.cov, float), jac)
     se = np.sqrt(np.where(var > 0, var, np.nan))
+    fixed = np.isin(comp.packing.labels(), (getattr(res, "convergence", None) or {}).get("fixed_at_bound", []))
+    se[bound_driven(jac, fixed)] = np.nan  # e.g. gamma at its bound: R2 at the bound's value, no SE
     return pd.DataFrame({"estimate": [float(est[n]) for n in names], "se": se}, index=pd.Index(names, name="r2"))
 
 

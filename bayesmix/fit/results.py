@@ -29,6 +29,25 @@ def membership_frame(fam, cv, post: np.ndarray, person: bool = False) -> pd.Data
     return out
 
 
+BOUND_DRIVEN_RATIO = 1e-3
+
+
+def bound_driven(jac: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """(R,) whether each reported quantity is driven by a parameter held at its
+    bound: its gradient on the fixed columns exceeds ``BOUND_DRIVEN_RATIO`` times
+    its gradient on the free ones. Such a quantity (a transition probability of
+    1.000 when its logit sits at the bound) has a delta-method SE of ~0 only
+    because the fixed parameter gets no variance; the SE is voided, not printed
+    as 0 with a huge z. A quantity that merely touches the fixed parameter (the
+    class shares at the next occasion) keeps its SE, conditional on it."""
+    fixed = np.asarray(fixed, bool)
+    if not fixed.any():
+        return np.zeros(jac.shape[0], bool)
+    on_fixed = np.max(np.abs(jac[:, fixed]), axis=1)
+    on_free = np.max(np.abs(jac[:, ~fixed]), axis=1) if (~fixed).any() else np.zeros(jac.shape[0])
+    return on_fixed > BOUND_DRIVEN_RATIO * on_free
+
+
 def entropy(post: np.ndarray) -> float:
     """Relative entropy of the posterior class probabilities (Mplus' ENTROPY):
     1 - sum_i sum_c -p_ic log p_ic / (N log K); 1 = perfect separation."""
@@ -127,6 +146,7 @@ class MLResult:
         table.loc[var <= 1e-20, ["se", "z", "p"]] = np.nan
         if flat:
             table.loc[identification["void_se"], ["se", "z", "p"]] = np.nan
+        table.loc[bound_driven(jac, ~free), ["se", "z", "p"]] = np.nan
 
         posts = comp.memberships(theta)
         frames = {cv.name: membership_frame(fam, cv, posts[cv.name]) for cv in fam.class_variables}
