@@ -34,10 +34,10 @@ What it finds (full settings): K = 2 at both occasions by BIC (2979 and 2993 aga
 and 3007 for K = 3); invariance is not rejected by the plain LR test at 5% (17.9 on 10 df,
 p = 0.056) but is by the MLR-scaled test (28.9, p = 0.001; the invariant model's scaling
 correction is 1.34 against 1.02, a sign of its misfit); the lower-N class is absorbing
-(gamma_1_2 runs to its bound 15, P(stay) = 1.000, no SE) and 6.8% (SE 3.3%) of the
+(gamma_1_2 runs to its bound (30), P(stay) = 1.000, no SE) and 6.8% (SE 3.3%) of the
 higher-N class move to the lower-N class; most likely paths: 262 stay lower-N, 204 stay
 higher-N, 8 move from higher to lower N. The R^2 of eq. (14), 0.944, is the value at
-gamma's bound (it tends to 1 as gamma grows) and its SE means nothing.
+gamma's bound (it tends to 1 as gamma grows) and has no SE.
 """
 
 from __future__ import annotations

@@ -105,8 +105,8 @@ def test_fit_ml_matches_independent_em_k2(epi_k2):
     y = epi_array()
     assert loglik_at_fit(epi_k2, y) == pytest.approx(epi_k2.loglik, abs=1e-8)
     em = em_lta(y, 2)
-    # gamma sits at its +-15 bound (decision 9) while EM reaches the boundary
-    # supremum (a transition probability of 0): bayesmix is 1.9e-4 below
+    # gamma sits at its bound (+-30, lta.GAMMA_BOUND) while EM reaches the boundary
+    # supremum (a transition probability of 0): bayesmix is 3e-10 below
     assert abs(epi_k2.loglik - em) < 1e-3, (epi_k2.loglik, em)
 
 
@@ -114,15 +114,15 @@ def test_fit_ml_matches_independent_em_k2(epi_k2):
 @pytest.mark.filterwarnings("ignore::bayesmix.IdentificationWarning")  # the separation of those gammas, expected
 def test_fit_ml_matches_independent_em_k3():
     df = load_dataset("epi")
-    with pytest.warns(bm.ConvergenceWarning):  # three transition logits at the +-15 bound
+    with pytest.warns(bm.ConvergenceWarning):  # a transition logit at its bound
         res = bm.fit_ml(bm.lta(df, dataset_items("epi"), 3, person="person", time="time"), n_starts=30, seed=2)
     y = epi_array()
     assert loglik_at_fit(res, y) == pytest.approx(res.loglik, abs=1e-8)
     em = em_lta(y, 3, n_starts=40)
-    # The K = 3 maximum is on the boundary (transition probabilities 0: alpha_2 at -12.8 and
-    # three gammas at +-15). The bound of decision 9 costs bayesmix 0.0205 against EM's
-    # supremum, so the agreement is to 0.03, bayesmix below, not the 1e-3 of K = 2.
-    assert 0 <= em - res.loglik < 0.03, (res.loglik, em)
+    # The K = 3 maximum is on the boundary (transition probabilities 0): alpha_2 runs to
+    # -15 and gamma, a contrast of two logits, to +30 (lta.GAMMA_BOUND); bayesmix is
+    # 1.1e-5 below EM's supremum (0.0205 when gamma was bounded at 15 like alpha).
+    assert abs(em - res.loglik) < 1e-3, (res.loglik, em)
 
 
 # ============================================================================ R^2

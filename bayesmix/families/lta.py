@@ -58,6 +58,11 @@ from bayesmix.families.lta_between import BetweenIntercepts
 from bayesmix.families.lta_graph import LTAGraph
 from bayesmix.families.lta_spec import LTASpec
 
+# gamma_kj is a contrast of two rows' logits (eq. 9): each row's logit is kept within
+# +-TAU_BOUND, so the contrast needs twice that. A transition that never happens from
+# one earlier class but does from another (alpha_2k at -15, alpha_2k + gamma_kj of
+# order 1) is then reachable; with +-15 the K = 3 EPI fit stopped 0.02 below EM's LL.
+GAMMA_BOUND = 2 * TAU_BOUND
 GAMMA_AT_BOUND = ("A transition logit gamma at its bound: a transition that (nearly) never or always happens "
                   "for persons of that earlier class.")
 
@@ -232,7 +237,7 @@ class LTAModel(LTAGraph, FamilyModel):
             if t and block.active:
                 free += [ParameterInfo(g, (dims.CLASS_LOGIT, dims.CLASS_FROM_LOGIT), pm.Normal.dist(0.0, 3.0),
                                        f"effect of C{g.split('_')[1]} on the logits of C{t + 1}, eq. (9)",
-                                       bounds=(-TAU_BOUND, TAU_BOUND), at_bound=GAMMA_AT_BOUND)
+                                       bounds=(-GAMMA_BOUND, GAMMA_BOUND), at_bound=GAMMA_AT_BOUND)
                          for g in self._gammas(t)]
         if self.spec.random_intercepts:
             free += self.between.parameters()
