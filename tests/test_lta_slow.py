@@ -52,7 +52,7 @@ def test_ml_recovers_the_transition_matrix_within_3_se():
     share = res.params[res.params.parameter == "class_share_C1"]
     z1 = (share["estimate"].to_numpy()[perm] - P1) / share["se"].to_numpy()[perm]
     assert np.all(np.abs(z1) < 3), z1
-    assert "Transition probabilities" in res.summary()
+    assert "LATENT TRANSITION PROBABILITIES" in res.summary()
 
 
 TRUTH_2L = {"alpha_1": 0.4, "mu": -0.3, "beta": 0.8, "gamma_1_2": 2.0, "var_alpha1": 1.0, "var_eps": 0.4}

@@ -243,8 +243,10 @@ class ClassLogits:
 
     def __init__(self, n_classes: int, n_covariates: int, *, random: bool = False, intercept: str = "alpha",
                  slope: str = "beta", logit_dim: str = dims.CLASS_LOGIT, covariate_dim: str = dims.COVARIATE,
-                 level_eq: str = "eq. 4", symbol: str = "C"):
+                 level_eq: str = "eq. 4", symbol: str = "C", intercept_bounds: tuple = (-np.inf, np.inf),
+                 at_bound: str = ""):
         self.k, self.n_cov, self.random = n_classes, n_covariates, random and n_classes > 1
+        self.intercept_bounds, self.at_bound = intercept_bounds, at_bound
         self.intercept, self.slope, self.logit_dim, self.covariate_dim = intercept, slope, logit_dim, covariate_dim
         self.level_eq, self.symbol = level_eq, symbol
 
@@ -273,7 +275,8 @@ class ClassLogits:
         if not self.active:
             return []
         out = [ParameterInfo(self.intercept, (self.logit_dim,), pm.Normal.dist(0.0, 3.0),
-                             f"class-logit intercepts, {self.level_eq}")]
+                             f"class-logit intercepts, {self.level_eq}", bounds=self.intercept_bounds,
+                             at_bound=self.at_bound)]
         if self.n_cov:
             out.append(ParameterInfo(self.slope, (self.logit_dim, self.covariate_dim), pm.Normal.dist(0.0, 2.5),
                                      f"class-logit slopes, {self.level_eq}"))

@@ -58,6 +58,11 @@ from bayesmix.families.lta_between import BetweenIntercepts
 from bayesmix.families.lta_graph import LTAGraph
 from bayesmix.families.lta_spec import LTASpec
 
+INTERCEPT_AT_BOUND = ("A class-logit intercept at its bound: a class (nearly) never entered at that occasion, "
+                      "or, for t > 1, never reached from the reference earlier class.")
+# Intercepts are bounded at +-TAU_BOUND as thresholds are (decision 9; Mplus bounds
+# logits at +-15): a transition of probability 0 from the reference class would
+# otherwise drift to -25 or beyond unflagged, with a meaningless SE.
 # gamma_kj is a contrast of two rows' logits (eq. 9): each row's logit is kept within
 # +-TAU_BOUND, so the contrast needs twice that. A transition that never happens from
 # one earlier class but does from another (alpha_2k at -15, alpha_2k + gamma_kj of
@@ -199,7 +204,8 @@ class LTAModel(LTAGraph, FamilyModel):
         self.logits = [ClassLogits(k, self.x[t].shape[1], intercept=("mu" if two and t == 1 else f"alpha_{t + 1}"),
                                    slope=f"beta_{t + 1}", covariate_dim=dims.per_occasion(dims.COVARIATE, t + 1),
                                    level_eq=("eq. 8" if t == 0 else "eq. 15" if two else "eq. 9") + f", C{t + 1}",
-                                   symbol=f"C{t + 1}") for t in range(self.n_t)]
+                                   symbol=f"C{t + 1}", intercept_bounds=(-TAU_BOUND, TAU_BOUND),
+                                   at_bound=INTERCEPT_AT_BOUND) for t in range(self.n_t)]
 
     def _coords(self):
         d, k = self.data, self.spec.n_classes

@@ -30,22 +30,25 @@ def membership_frame(fam, cv, post: np.ndarray, person: bool = False) -> pd.Data
 
 
 BOUND_DRIVEN_RATIO = 1e-3
+FLAT_GRADIENT = 1e-4
 
 
 def bound_driven(jac: np.ndarray, fixed: np.ndarray) -> np.ndarray:
-    """(R,) whether each reported quantity is driven by a parameter held at its
+    """(R,) whether each reported quantity is pinned by a parameter held at its
     bound: its gradient on the fixed columns exceeds ``BOUND_DRIVEN_RATIO`` times
-    its gradient on the free ones. Such a quantity (a transition probability of
+    its gradient on the free ones, and the latter is below ``FLAT_GRADIENT``
+    (no free parameter moves it). Such a quantity (a transition probability of
     1.000 when its logit sits at the bound) has a delta-method SE of ~0 only
-    because the fixed parameter gets no variance; the SE is voided, not printed
-    as 0 with a huge z. A quantity that merely touches the fixed parameter (the
-    class shares at the next occasion) keeps its SE, conditional on it."""
+    because the fixed parameter gets no variance: the SE is voided, not printed
+    as 0 with a huge z. A quantity that also moves with free parameters (the
+    other transitions of that row, the next occasion's shares) keeps its SE,
+    conditional on the fixed value, as Mplus reports it."""
     fixed = np.asarray(fixed, bool)
     if not fixed.any():
         return np.zeros(jac.shape[0], bool)
     on_fixed = np.max(np.abs(jac[:, fixed]), axis=1)
     on_free = np.max(np.abs(jac[:, ~fixed]), axis=1) if (~fixed).any() else np.zeros(jac.shape[0])
-    return on_fixed > BOUND_DRIVEN_RATIO * on_free
+    return (on_fixed > BOUND_DRIVEN_RATIO * on_free) & (on_free < FLAT_GRADIENT)
 
 
 def entropy(post: np.ndarray) -> float:
