@@ -11,12 +11,14 @@ import importlib
 import sys
 
 from bayesmix.families.base import ClassVariable, FamilyModel, ParameterInfo, Reported
+from bayesmix.families.gom import GoMModel, gom
 from bayesmix.families.lca import LCAModel, lca
 from bayesmix.families.lta import LTAModel, lta
 from bayesmix.families.mixture_regression import RegressionModel, mixture_regression
 from bayesmix.families.within_between import WithinBetweenModel, within_between
 
 REGISTRY = {
+    "gom": gom,
     "lca": lca,
     "lta": lta,
     "mixture_regression": mixture_regression,
@@ -32,5 +34,5 @@ def example(name: str, two_level: bool = False):
     return module.example(two_level)
 
 
-__all__ = ["example", "REGISTRY", "ClassVariable", "FamilyModel", "LCAModel", "LTAModel", "lta", "ParameterInfo", "RegressionModel", "Reported",
+__all__ = ["example", "REGISTRY", "ClassVariable", "FamilyModel", "GoMModel", "gom", "LCAModel", "LTAModel", "lta", "ParameterInfo", "RegressionModel", "Reported",
            "WithinBetweenModel", "lca", "mixture_regression", "within_between"]

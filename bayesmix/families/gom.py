@@ -1,0 +1,431 @@
+"""Grade of membership (GoM), single level (paper section 7, eq. 27-35).
+
+Each item of each person has its own latent class C_ij (eq. 28), drawn from the
+person's membership probabilities (eq. 30 / 34)
+
+    P(C_ij = c | alpha_j) = softmax_c(alpha_1j, ..., alpha_(K-1)j, 0),
+
+items are conditionally independent given alpha_j, and the item-level class is
+summed out item by item:
+
+    L_j = ∫ prod_i sum_c P(C_ij = c | alpha_j) P(y_ij | C_ij = c) dN(alpha_j).
+
+Measurement: class-specific thresholds of binary or ordinal items (eq. 28 with a
+probit or logit link; an ordinal item has class-specific category probabilities
+through its K sets of ordered thresholds, the last paragraph of section 7).
+
+The random class logits alpha_j = alpha + Lambda z_j, z_j ~ N(0, I_D):
+
+* ``structure="unrestricted"`` (eq. 30 for K = 2, eq. 34): Lambda = L, the
+  Cholesky factor of Var(alpha_j) = Psi (log diagonal + below-diagonal elements,
+  as the LCA's random intercepts), D = K - 1 dimensions;
+* ``structure="restricted"`` (eq. 35, Hedeker 2003 / Vermunt 2003):
+  alpha_cj = alpha_c + lambda_c eta_j, Lambda = lambda (K-1, 1), D = 1 whatever K.
+  For K = 2 it is the unrestricted model with sd = |lambda| (the sign of lambda
+  is not identified: eta_j -> -eta_j).
+
+The person integral over z_j uses ``core.integrate.integrate`` with each person
+its own unit. LCA is the limit Var(alpha_j) -> infinity (stochastic restriction
+eq. 16: P(C_ij = c | alpha_j) becomes 0/1 for the whole person).
+
+Free parameters (real line) and default priors
+----------------------------------------------
+=================  ====================  ===================================
+``tau``/``tau_raw``  (class, threshold)   as the LCA (``blocks.Thresholds``)
+``alpha``          (class_logit,)         Normal(0, 3): E(alpha_cj) at x = 0
+``beta``           (class_logit, covariate) Normal(0, 2.5): eq. (33), with covariates
+``chol_log_diag``  (re,)                  Normal(0, 1.5)  (unrestricted)
+``chol_offdiag``   (re_offdiag,)          Normal(0, 1)    (unrestricted, K > 2)
+``lambda``         (class_logit,)         Normal(0, 3)    (restricted)
+=================  ====================  ===================================
+
+Deterministics: ``tau``, ``psi`` = Var(alpha_j), ``class_share`` (the mean
+membership E P(C_ij = c), integrated on a fine grid), ``item_prob``.
+Memberships (``membership_graphs``): the GoM scores E[P(C_ij = c | alpha_j) | y_j]
+per person; ``item_class_probs`` gives P(C_ij = c | y_j) per person and item.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from scipy import special, stats
+
+from bayesmix import dims
+from bayesmix.core import items as core_items
+from bayesmix.core.integrate import integrate
+from bayesmix.core.marginal import class_log_prior
+from bayesmix.core.quadrature import Integration, as_integration
+from bayesmix.data import PreparedData, prepare_wide
+from bayesmix.exceptions import SpecificationError
+from bayesmix.families.base import ClassVariable, FamilyModel, ParameterInfo, Reported
+from bayesmix.families.blocks import (
+    LOG_SD_BOUNDS,
+    ClassLogits,
+    Thresholds,
+    category_counts,
+    check_n_classes,
+    reference_map,
+    share_integration,
+)
+from bayesmix.families.examples import example_data
+from bayesmix.families.levels import check_not_constant
+
+STRUCTURES = ("unrestricted", "restricted")
+LAMBDA_BOUND = float(np.exp(LOG_SD_BOUNDS[1]))  # |lambda| <= 403, the sd bound of the unrestricted model
+START_SD = (1.0, 3.0)  # random starts: sd of alpha_j (or |lambda|) drawn from U(1, 3)
+LAMBDA_AT_BOUND = ("A loading of the membership factor at its bound: Var(alpha_j) running to infinity, "
+                   "i.e. the LCA's person-level class (eq. 16).")
+SD_AT_BOUND = ("A log standard deviation of alpha_j at its bound: a variance at 0 (every person has the same "
+               "membership probabilities: items independent) or a huge one (the LCA limit, eq. 16).")
+
+
+@dataclass(frozen=True)
+class GoMSpec:
+    """Specification of a GoM model (frozen; stored with every fit)."""
+
+    n_classes: int
+    link: str = "logit"
+    structure: str = "unrestricted"
+    integration: Integration = field(default_factory=Integration)
+    prior_names: tuple[str, ...] = ()
+
+
+def gom(
+    data,
+    items=None,
+    n_classes: int = 2,
+    *,
+    item_types=None,
+    covariates=None,
+    link: str = "logit",
+    structure: str = "unrestricted",
+    integration="trapezoid",
+    priors: dict | None = None,
+) -> "GoMModel":
+    """Grade of membership model (eq. 28, 30, 34, 35), single level.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Wide data, one row per person; missing items are allowed (full information).
+    items : list of str
+        Binary or ordinal item columns (``None``: every column).
+    n_classes : int
+        K >= 2 item-level classes.
+    item_types : None, str or dict
+        "binary" or "ordinal" (continuous items are not supported yet).
+    covariates : list of str, optional
+        Person-level predictors of the class logits, eq. (33):
+        alpha_cj = alpha_c + beta_c x_j + (Lambda z_j)_c (standardise them).
+    link : {"logit", "probit"}
+        Link of the items (eq. 28 is the probit); the class model is logit (eq. 30).
+    structure : {"unrestricted", "restricted"}
+        Var(alpha_j) free (K-1 dimensions, eq. 34) or the one-factor model of
+        eq. (35) (one dimension).
+    integration : str, dict or Integration
+        Rule for the person integral over alpha_j (default trapezoid, 61 points
+        in one dimension, 31 per dimension in two).
+    priors : dict, optional
+        Parameter name -> ``pm.X.dist(...)`` (names in the module docstring).
+    """
+    n_classes = check_n_classes(n_classes, low=2, hint=" (a GoM needs two classes or more; K = 1 is "
+                                                        "independence, fit bm.lca(..., n_classes=1))")
+    core_items.check_link(link)
+    if structure not in STRUCTURES:
+        raise SpecificationError(f"structure: got {structure!r}; give 'unrestricted' (eq. 34) or 'restricted' "
+                                 "(the one-factor model of eq. 35).")
+    integration = as_integration(integration)
+    if n_classes > 3 and structure == "unrestricted" and integration.rule in ("trapezoid", "gauss_hermite") \
+            and integration.n_points is None:
+        raise SpecificationError(
+            f"structure: 'unrestricted' with n_classes={n_classes} integrates {n_classes - 1} dimensions per "
+            "person on a product grid; use structure='restricted' (eq. 35, one dimension) or "
+            "integration=bm.Integration(rule='qmc') / explicit n_points.")
+    if isinstance(data, PreparedData):
+        prepared = data
+    else:
+        if items is None:
+            items = [c for c in getattr(data, "columns", []) if c not in set(covariates or [])]
+        prepared = prepare_wide(data, items, item_types=item_types, covariates=covariates)
+    if prepared.cluster_idx is not None:
+        raise SpecificationError("data: got two-level prepared data (a cluster); this GoM is single level "
+                                 "(the person is the unit); prepare the data without cluster.")
+    check_not_constant(prepared.covariate_names, prepared.covariates, "persons", "the class-logit intercept alpha")
+    cont = [it.name for it, c in zip(prepared.items, prepared.categorical_mask) if not c]
+    if cont:
+        raise SpecificationError(f"item_types: items {cont} are continuous; this GoM takes binary and ordinal "
+                                 "items only; give item_types='binary'/'ordinal' or leave those items out.")
+    spec = GoMSpec(n_classes=n_classes, link=link, structure=structure, integration=integration,
+                   prior_names=tuple(sorted(priors or {})))
+    return GoMModel.build(prepared, spec, priors)
+
+
+class GoMModel(FamilyModel):
+    """A built GoM: ``.model`` is the plain ``pm.Model``."""
+
+    @classmethod
+    def build(cls, data: PreparedData, spec: GoMSpec, priors: dict | None) -> "GoMModel":
+        self = cls(model=pm.Model(), data=data, spec=spec, family="gom")
+        k = spec.n_classes
+        self.restricted = spec.structure == "restricted"
+        self.dim = 1 if self.restricted else k - 1
+        self.thresholds = Thresholds(data.items, category_counts(data, np.arange(len(data.items))), spec.link, k)
+        codes = np.where(data.observed, data.y, 0).astype(int)
+        # (N, P, M) one-hot of the observed category; a missing item is all zeros
+        self.ind3 = core_items.indicator_matrix(codes, data.observed, self.thresholds.m_max).reshape(
+            data.n_persons, len(data.items), self.thresholds.m_max)
+        self.x = np.asarray(data.covariates, dtype="float64")  # (N, Q) predictors of alpha_j, eq. (33)
+        self.logits_block = ClassLogits(k, self.x.shape[1], random=not self.restricted, level_eq="eq. 30/33/34")
+        for name, values in self._coords().items():
+            self.model.add_coord(name, values)
+        free = self.thresholds.parameters() + self.logits_block.fixed_parameters()
+        if self.restricted:
+            free.append(ParameterInfo("lambda", (dims.CLASS_LOGIT,), pm.Normal.dist(0.0, 3.0),
+                                      "loadings of alpha_cj on the membership factor eta_j, eq. (35)",
+                                      bounds=(-LAMBDA_BOUND, LAMBDA_BOUND), at_bound=LAMBDA_AT_BOUND))
+        else:
+            free += [dataclasses.replace(p, at_bound=SD_AT_BOUND, title=p.title + ", eq. (30)/(34)")
+                     if p.name == "chol_log_diag" else p for p in self.logits_block.random_parameters()]
+        self.free = free
+        self.register(priors)
+        return self
+
+    @property
+    def integration_dim(self) -> int:
+        return self.dim
+
+    @property
+    def class_variables(self) -> tuple[ClassVariable, ...]:
+        return (ClassVariable("C", dims.CLASS, self.spec.n_classes, (dims.PERSON,), "class_share",
+                              label="item-level class (GoM scores per person)",
+                              logit_variance="psi", logit_intercept="alpha"),)
+
+    def _coords(self):
+        d, k = self.data, self.spec.n_classes
+        coords = {dims.CLASS: list(range(1, k + 1)),
+                  dims.PERSON: list(d.row_index) if d.row_index.is_unique else list(range(d.n_persons)),
+                  dims.ITEM: [it.name for it in d.items]}
+        coords.update(self.thresholds.coords())
+        coords[dims.RESPONSE] = [f"{it.name}#{c:g}" if isinstance(c, (int, float, np.number)) else
+                                 f"{it.name}#{c}" for it in d.items for c in it.categories]
+        if self.x.shape[1]:
+            coords[dims.COVARIATE] = list(d.covariate_names)
+        coords.update(self.logits_block.coords())
+        coords[dims.RE] = [f"alpha_{c}" for c in range(1, k)]
+        coords[dims.RE_BIS] = coords[dims.RE]
+        return coords
+
+    # ------------------------------------------------------------------ graph
+    def _loading(self, q):
+        """Lambda (K-1, D): alpha_j = alpha + Lambda z_j, z_j ~ N(0, I_D)."""
+        if self.restricted:
+            return q["lambda"][:, None]
+        return q["chol"]
+
+    def _build_graph(self, p: dict):
+        tau = self.thresholds.tau(p)
+        chol = None if self.restricted else self.logits_block.chol(p)  # adds ``psi``
+        q = {"tau": tau, "alpha": p["alpha"], "beta": p.get("beta"), "lambda": p.get("lambda"), "chol": chol}
+        if self.restricted:
+            lam = p["lambda"][:, None]
+            pm.Deterministic("psi", lam @ lam.T, dims=(dims.RE, dims.RE_BIS))
+        self.observe(q, self._unit_loglik)
+        pm.Deterministic("class_share", self._class_share(self.likelihood_tensors), dims=(dims.CLASS,))
+        self.thresholds.item_prob(tau, self.spec.link)
+        self.reported = [*self.thresholds.reported(),
+                         Reported("alpha", "Means of the class logits alpha_cj (eq. 30/34)")]
+        if self.x.shape[1]:
+            self.reported.append(Reported("beta", "alpha_cj ON (class-logit slopes, eq. 33)"))
+        if self.restricted:
+            self.reported.append(Reported("lambda", "Loadings of alpha_cj on eta_j (eq. 35)"))
+        self.reported += [Reported("psi", "Variances/covariances of alpha_cj (person level)", variance=True),
+                          Reported("class_share", "Mean membership E P(C_ij = c)")]
+
+    def _item_probs(self, q):
+        """(N, P, K) P(y_ij | C_ij = c); 1 for a missing item."""
+        thr = self.thresholds
+        lp = core_items.category_log_probs(thr.padded(q["tau"]), thr.n_cat, self.spec.link)  # (K, P, M)
+        # one-hot sum picks the observed category; a missing item gives log 1 = 0
+        log_f = pt.sum(self.ind3[:, None, :, :] * lp[None], axis=-1)  # (N, K, P)
+        return pt.exp(log_f).dimshuffle(0, 2, 1)
+
+    def _membership_at(self, q, u):
+        """(B, Q, K) P(C_ij = c | alpha_j) at nodes u (B, Q, D) of z_j; B = N with
+        covariates (eq. 33: the logits are person-specific)."""
+        lam = self._loading(q)
+        logits = self.logits_block.logits(q, self.x)[:, None, :]  # (1 or N, 1, K-1)
+        logits = logits + pt.sum(u[:, :, None, :] * lam[None, None, :, :], axis=-1)
+        return pt.exp(class_log_prior(logits))
+
+    def _integral(self, q):
+        f = self._item_probs(q)
+        n, n_items, k = self.data.n_persons, len(self.data.items), self.spec.n_classes
+        per_person = self.spec.integration.adaptive or self.x.shape[1] > 0
+
+        def loglik_at(u):
+            pi = self._membership_at(q, u)  # (B, Q, K)
+            # P(y_ij | alpha) = sum_c pi_c f_ijc in probability space: f >= F(-15) > 0 (thresholds are
+            # bounded) and sum_c pi_c = 1, so the sum is bounded away from 0 and its log is exact
+            # (no logsumexp needed); for memberships shared by all persons one (N P, K) @ (K, Q)
+            # product, else a broadcast sum (N, Q, P, K) (no batched matmul: slow to compile).
+            if per_person:
+                p_item = pt.sum(pi[:, :, None, :] * f[:, None, :, :], axis=-1)  # (N, Q, P)
+                return pt.sum(pt.log(p_item), axis=-1)
+            p_item = pt.dot(f.reshape((n * n_items, k)), pi[0].T).reshape((n, n_items, -1))  # (N, P, Q)
+            return pt.sum(pt.log(p_item), axis=1)
+
+        return integrate(loglik_at, self.spec.integration, pt.eye(self.dim)), f
+
+    def _unit_loglik(self, q):
+        return self._integral(q)[0].loglik
+
+    def membership_graphs(self, q):
+        """{"C": (N, K)} GoM scores E[P(C_ij = c | alpha_j) | y_j]: the membership
+        probabilities averaged over the person's posterior at the nodes."""
+        integral, _ = self._integral(q)
+        pi = self._membership_at(q, integral.nodes)  # (B, Q, K)
+        return {"C": pt.sum(pt.exp(integral.log_post)[:, :, None] * pi, axis=1)}
+
+    def item_class_graph(self, q):
+        """(N, P, K) P(C_ij = c | y_j) = E[pi_c f_ijc / sum_c' pi_c' f_ijc' | y_j]."""
+        integral, f = self._integral(q)
+        pi = self._membership_at(q, integral.nodes)  # (B, Q, K)
+        joint = pi[:, :, None, :] * f[:, None, :, :]  # (N, Q, P, K)
+        post = joint / pt.sum(joint, axis=-1, keepdims=True)
+        return pt.sum(pt.exp(integral.log_post)[:, :, None, None] * post, axis=1)
+
+    def item_class_probs(self, theta) -> np.ndarray:
+        """(N, P, K) P(C_ij = c | y_j) at a flat raw parameter vector (e.g. ``res.theta``)."""
+        from bayesmix.fit.compiled import compiled, function
+
+        comp = compiled(self)
+
+        def build():
+            graph = comp._to_theta([self.item_class_graph(self.likelihood_tensors)])
+            return function([comp.theta], graph, on_unused_input="ignore")
+
+        return np.asarray(comp._call("gom_item_class", build, theta)[0])
+
+    def _class_share(self, q):
+        # mean membership E_alpha softmax(alpha + Lambda z), on the fine grid of the
+        # shares (a near step in z when Var(alpha_j) is huge)
+        z, logw = share_integration(self.dim).nodes(self.dim)
+        u = pt.as_tensor(z)[None]  # (1, Q, D)
+        pi = self._membership_at(q, u)  # (1 or N, Q, K)
+        return pt.mean(pt.sum(np.exp(logw)[None, :, None] * pi, axis=1), axis=0)
+
+    # ------------------------------------------------------------------ fitting hooks
+    def start_point(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Random start: the LCA's perturbed marginal thresholds, class logits
+        near 0, sd of alpha_j (or lambda) from U(1, 3)."""
+        k = self.spec.n_classes
+        start = dict(self.thresholds.start(rng))
+        start.update(self.logits_block.start_fixed(rng))
+        sd = rng.uniform(*START_SD, size=k - 1)
+        if self.restricted:
+            start["lambda"] = sd
+        else:
+            start["chol_log_diag"] = np.log(sd)
+            if k > 2:
+                start["chol_offdiag"] = np.zeros((k - 1) * (k - 2) // 2)
+        return start
+
+    def start_from_lca(self, lca_natural: dict, sd: float = 20.0) -> dict[str, np.ndarray]:
+        """The paper's recommended start (section 7): the LCA solution with a large
+        Var(alpha_j) (K = 2). With sd s, P(C_ij = 1 | alpha_j) ~ 1[alpha_j > 0], so
+        the LCA's class-1 share pi_1 = P(alpha_j > 0) = Phi(alpha / s) gives
+        alpha = s Phi^{-1}(pi_1). ``lca_natural``: an LCA fit's ``natural``
+        (``tau``, ``class_share``) on the same items and link."""
+        if self.spec.n_classes != 2:
+            raise SpecificationError(f"start_from_lca: got a {self.spec.n_classes}-class GoM; the mapping is "
+                                     "for K = 2 (use random starts for K > 2).")
+        tau = np.asarray(lca_natural["tau"], float)
+        pi1 = float(np.clip(np.asarray(lca_natural["class_share"])[0], 1e-6, 1 - 1e-6))
+        start = {"alpha": np.array([sd * stats.norm.ppf(pi1)])}
+        if self.x.shape[1]:
+            # P(C_j = 1 | x) = Phi((alpha + beta x) / s) against the LCA's expit(a + b x):
+            # Phi^{-1}(expit(t)) ~ t / 1.7, so beta ~ s b / 1.7 (a start only)
+            start["beta"] = sd * np.asarray(lca_natural.get("beta", np.zeros((1, self.x.shape[1]))), float) / 1.7
+        if self.thresholds.ordinal:
+            raw = tau.copy()
+            later = self.thresholds.thr_k > 0
+            raw[:, later] = np.log(np.maximum(np.diff(tau, axis=1)[:, later[1:]], 1e-3))
+            start["tau_raw"] = raw
+        else:
+            start["tau"] = tau
+        if self.restricted:
+            start["lambda"] = np.array([sd])
+        else:
+            start["chol_log_diag"] = np.array([np.log(sd)])
+        return start
+
+    def permute_classes(self, values, perms):
+        """New class c is old class perm[c]; alpha_j = alpha + Lambda z_j maps
+        linearly (``reference_map``): alpha, the Cholesky factor (re-factored) or
+        lambda are re-expressed against the new reference class."""
+        perm = self._perm_dict(perms)["C"]
+        out = self.thresholds.permute(dict(values), perm)
+        out = self.logits_block.permute(out, perm)
+        if self.restricted and "lambda" in values:
+            out["lambda"] = np.asarray(values["lambda"]) @ reference_map(perm).T
+        return out
+
+    def class_signature(self, values):
+        """Per class: item response probabilities F(tau)."""
+        return {"C": self.thresholds.signature(values)}
+
+    def profile_table(self, natural):
+        if "item_prob" not in natural:
+            return super().profile_table(natural)
+        return self.thresholds.profile_table(natural["item_prob"])
+
+    # ------------------------------------------------------------------ simulation
+    def simulate(self, natural: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw alpha_j, item-level classes C_ij and responses at natural values
+        (tau, alpha, psi; lambda for the restricted model); missing cells stay
+        missing. Returns (y (N, P), the most frequent class of each person (N,))."""
+        d, k = self.data, self.spec.n_classes
+        n = d.n_persons
+        y, c_item = simulate_gom(natural, self.thresholds.thr_item, n, self.spec.link, rng, x=self.x)
+        y[~d.observed] = np.nan
+        counts = np.stack([(c_item == c).sum(axis=1) for c in range(k)], axis=1)
+        return y, counts.argmax(axis=1)
+
+
+def simulate_gom(natural, thr_item, n, link, rng, x=None):
+    """(y (N, P), C_ij (N, P) 0-based) drawn from the GoM at natural values: ``tau``
+    (K, T), ``alpha`` (K-1,) and ``lambda`` (K-1,) (restricted, eq. 35) or ``psi``
+    (K-1, K-1), ``beta`` (K-1, Q) with ``x`` (N, Q) (eq. 33); ``thr_item`` (T,) the item of each
+    threshold column."""
+    tau = np.asarray(natural["tau"], float)
+    k, n_items = tau.shape[0], int(np.max(thr_item)) + 1
+    alpha = np.asarray(natural["alpha"], float)
+    if "lambda" in natural:
+        a = alpha[None, :] + rng.standard_normal((n, 1)) * np.asarray(natural["lambda"], float)[None, :]
+    else:
+        a = rng.multivariate_normal(alpha, np.atleast_2d(natural["psi"]), size=n)
+    if x is not None and np.shape(x)[1] and "beta" in natural:
+        a = a + np.asarray(x, float) @ np.asarray(natural["beta"], float).T
+    pi = special.softmax(np.concatenate([a, np.zeros((n, 1))], axis=1), axis=1)  # (N, K)
+    u = rng.random((n, n_items))
+    c_item = (pi.cumsum(axis=1)[:, None, :] <= u[:, :, None]).sum(axis=-1).clip(0, k - 1)
+    dist = stats.logistic if link == "logit" else stats.norm
+    y = np.empty((n, n_items))
+    for p in range(n_items):
+        thr = tau[c_item[:, p]][:, thr_item == p]  # (N, m-1)
+        ystar = dist.rvs(size=n, random_state=rng)
+        y[:, p] = (ystar[:, None] > thr).sum(axis=1)
+    return y, c_item
+
+
+def example(two_level: bool = False) -> GoMModel | None:
+    """A tiny two-class GoM (48 persons, 4 binary items) for the registry tests
+    (None for two_level: the GoM is single level)."""
+    if two_level:
+        return None
+    return gom(example_data(), ["y1", "y2", "y3", "y4"], 2)
