@@ -216,6 +216,20 @@ class MLResult:
             "count_most_likely": modal,
         })
 
+    def classification_table(self, name: str | None = None) -> pd.DataFrame:
+        """Mplus' CLASSIFICATION QUALITY table of class variable ``name`` (default:
+        the primary one): row k = the mean posterior class probabilities of the
+        units whose most likely class is k (rows sum to 1; NaN for a class that is
+        nobody's most likely one). Units as in ``class_proportions``."""
+        post = self._unit_posterior(name)
+        k = post.shape[1]
+        modal = post.argmax(axis=1)
+        table = np.full((k, k), np.nan)
+        for c in np.unique(modal):
+            table[c] = post[modal == c].mean(axis=0)
+        return pd.DataFrame(table, index=pd.Index(range(1, k + 1), name="most_likely"),
+                            columns=pd.Index(range(1, k + 1), name="class"))
+
     def cluster_membership(self) -> pd.DataFrame:
         """Posterior class probabilities of each cluster, P(C_j = c | cluster data),
         for a model with a between-level class (eq. 16; D_j of section 6): one row

@@ -3,7 +3,11 @@ FINAL CLASS COUNTS, MODEL RESULTS by class, RESULTS IN PROBABILITY SCALE)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+
+from bayesmix import dims
 
 
 def _num(x, width=10, digits=3):
@@ -15,11 +19,54 @@ def _num(x, width=10, digits=3):
 TERM_WIDTH = 36
 
 
-def _param_lines(rows, symmetric: bool):
+LOGIT_SUFFIX = "_logit"
+
+
+def _logit_symbols(fam, name: str, title: str) -> dict[str, str]:
+    """dim -> class variable symbol for the class-logit dims of reported ``name``
+    (Mplus labels a logit by its class: C#1, D#2). Family-blind: a dim ``X_logit``
+    indexes the non-reference classes of the class variable whose dim is ``X``
+    (``class_from_logit``: the earlier class, dim ``class``). Where several class
+    variables share that dim (LTA's C1..CT), the one whose ``logit_intercept`` is
+    ``name``, else the class variables named in the section title (the first for
+    the logit dim, the last for ``class_from_logit``: "C2 ON C1"); else unlabelled."""
+    cvs = [cv for cv in fam.class_variables if cv.n_classes > 1]
+    out = {}
+    for d in fam.model.named_vars_to_dims.get(name, ()):
+        if not d.endswith(LOGIT_SUFFIX):
+            continue
+        base = d[: -len(LOGIT_SUFFIX)]
+        base = dims.CLASS if base == dims.CLASS_FROM else base
+        cands = [cv for cv in cvs if cv.dim == base]
+        if len(cands) > 1:
+            own = [cv for cv in cands if cv.logit_intercept == name and d != dims.CLASS_FROM_LOGIT]
+            hits = sorted((m.start(), cv.name) for cv in cands
+                          for m in [re.search(rf"(?<![\w]){re.escape(cv.name)}(?![\w])", title)] if m)
+            if own:
+                out[d] = own[0].name
+            elif hits:
+                out[d] = hits[-1][1] if d == dims.CLASS_FROM_LOGIT else hits[0][1]
+        elif cands:
+            out[d] = cands[0].name
+    return out
+
+
+def _logit_term(fam, r, symbols: dict[str, str]) -> str:
+    """The row's term with class-logit coordinates written as Mplus does (C#1)."""
+    class_dim = fam.class_variables[0].dim
+    var_dims = [d for d in fam.model.named_vars_to_dims.get(r["parameter"], ()) if d != class_dim]
+    parts = str(r["term"]).split(", ")
+    if not symbols or len(parts) != len(var_dims):
+        return r["term"]
+    return ", ".join(f"{symbols[d]}#{v}" if d in symbols else v for d, v in zip(var_dims, parts))
+
+
+def _param_lines(rows, symmetric: bool, fam=None, title: str = ""):
     out = []
     seen = set()
+    symbols = {} if fam is None or rows.empty else _logit_symbols(fam, rows["parameter"].iloc[0], title)
     for _, r in rows.iterrows():
-        term = r["term"] or r["parameter"]
+        term = (_logit_term(fam, r, symbols) if symbols else r["term"]) or r["parameter"]
         parts = tuple(str(term).split(", "))
         # a symmetric covariance matrix (a declared variance) is printed once: lower triangle
         if symmetric and len(parts) == 2:
@@ -94,16 +141,40 @@ def _identification_lines(record) -> list[str]:
 
 
 def _class_counts(res) -> list[str]:
+    """Mplus' three FINAL CLASS COUNTS tables side by side: the estimated model
+    (count = share x N, N the units counted, persons for a between-level class),
+    posterior probabilities and most likely membership."""
     lines = []
     cvs = [cv for cv in res.model.class_variables if cv.n_classes > 1]
     for cv in cvs:
         props = res.class_proportions(cv.name)
+        n = props["count_most_likely"].sum()
         head = "FINAL CLASS COUNTS AND PROPORTIONS" + ("" if len(cvs) == 1 else f" ({cv.name}: {cv.label})")
-        lines += [head, "  Class   Model (SE)          Posterior prob.   Most likely"]
+        lines += [head, "  Class        Estimated model             Posterior prob.        Most likely",
+                  "             count   prop.   (S.E.)         count   prop.        count   prop."]
         for _, r in props.iterrows():
-            lines.append(f"  {int(r['class']):>5}   {r['model']:.4f} ({_num(r['model_se'], 6, 4).strip()})"
-                         f"     {r['count_posterior']:9.2f} {r['posterior']:.4f}"
-                         f"   {int(r['count_most_likely']):6d} {r['most_likely']:.4f}")
+            lines.append(f"  {int(r['class']):>5}  {r['model'] * n:9.2f}  {r['model']:.4f} "
+                         f"({_num(r['model_se'], 6, 4).strip()})  {r['count_posterior']:9.2f}  {r['posterior']:.4f}"
+                         f"   {int(r['count_most_likely']):9d}  {r['most_likely']:.4f}")
+        lines.append("")
+    return lines
+
+
+CLASSIFICATION_TITLE = ("CLASSIFICATION QUALITY: Average Latent Class Probabilities for Most Likely "
+                        "Latent Class Membership (Row) by Latent Class (Column)")
+
+
+def _classification(res) -> list[str]:
+    """One CLASSIFICATION QUALITY table per class variable with K > 1
+    (``MLResult.classification_table``)."""
+    lines = []
+    cvs = [cv for cv in res.model.class_variables if cv.n_classes > 1]
+    for cv in cvs:
+        table = res.classification_table(cv.name)
+        lines += [CLASSIFICATION_TITLE + ("" if len(cvs) == 1 else f" ({cv.name}: {cv.label})"),
+                  "  " + " " * 7 + "".join(f"{c:>9}" for c in table.columns)]
+        for k, row in table.iterrows():
+            lines.append(f"  {k:>7}" + "".join(_num(v, 9, 3) for v in row.to_numpy()))
         lines.append("")
     return lines
 
@@ -115,7 +186,8 @@ def _results(res, own: set[str]) -> list[str]:
 
     def section(grp_name, grp):
         r = info.get(grp_name)
-        return [f"  {r.title if r else grp_name}"] + _param_lines(grp, bool(r and r.variance))
+        title = r.title if r else grp_name
+        return [f"  {title}"] + _param_lines(grp, bool(r and r.variance), fam, title)
 
     lines = ["MODEL RESULTS", f"    {'':<{TERM_WIDTH}}{'Estimate':>10}{'S.E.':>10}{'Est./S.E.':>11}{'P-Value':>10}"]
     table = res.params
@@ -148,9 +220,9 @@ def _probabilities(res) -> list[str]:
 
 
 def format_ml_summary(res) -> str:
-    """The whole summary: header, fit information, class counts per class
-    variable, parameter estimates by class, probability-scale profiles, then
+    """The whole summary: header, fit information, class counts and the
+    classification-quality table per class variable, parameter estimates by class, probability-scale profiles, then
     the family's own sections (``FamilyModel.summary_sections``)."""
     extra, own = res.model.summary_sections(res)
-    return "\n".join(_header(res) + _fit_information(res) + _class_counts(res) + _results(res, own)
+    return "\n".join(_header(res) + _fit_information(res) + _class_counts(res) + _classification(res) + _results(res, own)
                      + _probabilities(res) + extra)
