@@ -8,6 +8,7 @@ the same marginal likelihood).
 from bayesmix.compare import LRTest, check_integration, compare_fits, lr_test
 from bayesmix.core.quadrature import Integration
 from bayesmix.derived import icc
+from bayesmix.enumerate import BLRTest, ClassEnumeration, VLMRTest, bootstrap_lrt, enumerate_classes, vlmr_test
 from bayesmix.data import dataset_items, list_datasets, load_dataset, prepare_wide
 from bayesmix.exceptions import (
     BayesmixError,
@@ -35,6 +36,7 @@ from bayesmix.simstudy import SimulationDesign, SimulationResult, run_simulation
 __version__ = "0.1.0"
 
 __all__ = [
+    "BLRTest", "ClassEnumeration", "VLMRTest", "bootstrap_lrt", "enumerate_classes", "vlmr_test",
     "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError", "IdentificationWarning", "IntegrationWarning", "ItemTypeWarning", "MissingCodeWarning",
     "Integration", "LabelSwitchingWarning", "LRTest", "MLResult", "REGISTRY", "SimulationDesign", "SimulationResult", "SpecificationError",
     "StartsWarning",
