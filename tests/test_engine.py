@@ -265,7 +265,9 @@ def test_integrate_clusters_random_rules(fns_1d, fns_2d, ref_1d, ref_2d, rule):
     assert fns_2d[rule](CHOL_2D)[2] == pytest.approx(ref_2d.sum(), rel=1e-2)
 
 
-@pytest.mark.parametrize("rule", ["trapezoid", "adaptive"])
+# adaptive: 78 s of JAX compilation of the 2-D adaptive graph on 2 cores; slow (its
+# likelihood stays in the default run through test_lca_likelihood's two-level K = 3)
+@pytest.mark.parametrize("rule", ["trapezoid", pytest.param("adaptive", marks=pytest.mark.slow)])
 def test_integrate_clusters_gradient_matches_finite_differences(fns_2d, rule):
     """The gradient w.r.t. the Cholesky factor is that of the evaluated objective."""
     fn = fns_2d[rule]

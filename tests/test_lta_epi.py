@@ -14,6 +14,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+# slow: 6 LCAs and 2 LTAs compiled (about 20-50 s); the default run executes the same
+# analysis through notebooks/03 (tests/test_notebooks.py)
+pytestmark = pytest.mark.slow
+
 MODELS = Path(__file__).resolve().parents[1] / "models"
 K_RANGE = (1, 2, 3)  # the script's K = 1..4 less one model, to keep this test short
 N_ITEMS, N_OCCASIONS = 5, 2
