@@ -7,27 +7,22 @@ shares at occasion 1 times the transition matrix), not taken from the code under
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from model_scripts import load_script
 from scipy import stats
 
 # slow: 6 LCAs and 2 LTAs compiled (about 20-50 s); the default run executes the same
 # analysis through notebooks/03 (tests/test_notebooks.py)
 pytestmark = pytest.mark.slow
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
 K_RANGE = (1, 2, 3)  # the script's K = 1..4 less one model, to keep this test short
 N_ITEMS, N_OCCASIONS = 5, 2
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("epi_lta", MODELS / "epi_lta.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("epi_lta")
 
 
 @pytest.fixture(scope="module")

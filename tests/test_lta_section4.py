@@ -10,12 +10,11 @@ docstring), written out again here.
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from model_scripts import load_script
 from scipy import special
 
 from bayesmix.families import lta_section4 as s4
@@ -154,17 +153,9 @@ def test_empirical_shares_and_profiles_are_near_the_population(pop):
 
 
 # ------------------------------------------------------------------ the script on a small design
-def _load_script():
-    path = Path(__file__).resolve().parents[1] / "models" / "section4_two_level_lta.py"
-    spec = importlib.util.spec_from_file_location("section4_two_level_lta", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def script():
-    return _load_script()
+    return load_script("section4_two_level_lta")
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,10 @@ about 0.11 for independent estimates, so the test allows 3 (P(4 or more) =
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from model_scripts import load_script
 
 from bayesmix.families import lta_section4 as s4
 
@@ -26,11 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def script():
-    path = Path(__file__).resolve().parents[1] / "models" / "section4_two_level_lta.py"
-    spec = importlib.util.spec_from_file_location("section4_two_level_lta", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("section4_two_level_lta")
 
 
 @pytest.fixture(scope="module")

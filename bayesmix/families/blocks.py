@@ -234,6 +234,21 @@ class NormalItems:
         return out
 
 
+def measurement_tensors(thresholds, normal, p: dict):
+    """(tau, theta, reported rows) of a family's item blocks: ``thresholds``
+    (categorical items) and ``normal`` (continuous items), each None when the
+    model has no such items."""
+    tau = theta = None
+    reported = []
+    if thresholds is not None:
+        tau = thresholds.tau(p)
+        reported += thresholds.reported()
+    if normal is not None:
+        theta = normal.theta(p)
+        reported += [Reported("nu", "Means"), Reported("theta", "Variances")]
+    return tau, theta, reported
+
+
 # ------------------------------------------------------------------ class logits
 class ClassLogits:
     """Reference-coded logits of a class variable (eq. 4 / 17 / 26): intercepts

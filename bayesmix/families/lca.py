@@ -68,6 +68,7 @@ from bayesmix.families.blocks import (
     category_counts,
     check_n_classes,
     draw_classes,
+    measurement_tensors,
 )
 from bayesmix.families.examples import example_data
 from bayesmix.families.levels import check_class_level, check_not_constant, cluster_level_covariates
@@ -253,14 +254,7 @@ class LCAModel(FamilyModel):
 
     # ------------------------------------------------------------------ graph
     def _build_graph(self, p: dict):
-        reported = []
-        tau = theta = None
-        if self.cat_items:
-            tau = self.thresholds.tau(p)
-            reported += self.thresholds.reported()
-        if self.cont_items:
-            theta = self.normal.theta(p)
-            reported += [Reported("nu", "Means"), Reported("theta", "Variances")]
+        tau, theta, reported = measurement_tensors(self.thresholds, self.normal, p)
         reported += self.logits_block.reported_fixed()
         chol = self.logits_block.chol(p)
         reported += self.logits_block.reported_random()

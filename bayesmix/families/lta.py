@@ -53,7 +53,7 @@ from bayesmix.families import lta_spec as ls
 from bayesmix.families.base import ClassVariable, FamilyModel, ParameterInfo, Reported
 from bayesmix.families.levels import check_not_constant
 from bayesmix.families.blocks import (LOGIT_START_SD, TAU_BOUND, ClassLogits, NormalItems, Thresholds,
-                                      check_n_classes)
+                                      check_n_classes, measurement_tensors)
 from bayesmix.families.lta_between import BetweenIntercepts
 from bayesmix.families.lta_graph import LTAGraph
 from bayesmix.families.lta_spec import LTASpec
@@ -251,14 +251,8 @@ class LTAModel(LTAGraph, FamilyModel):
 
     # ------------------------------------------------------------------ graph
     def _build_graph(self, p: dict):
-        reported, k = [], self.spec.n_classes
-        tau = theta = chol = None
-        if self.cat_items:
-            tau = self.thresholds.tau(p)
-            reported += self.thresholds.reported()
-        if self.cont_items:
-            theta = self.normal.theta(p)
-            reported += [Reported("nu", "Means"), Reported("theta", "Variances")]
+        k, chol = self.spec.n_classes, None
+        tau, theta, reported = measurement_tensors(self.thresholds, self.normal, p)
         for t, block in enumerate(self.logits):
             reported += block.reported_fixed()
             if t and block.active:
