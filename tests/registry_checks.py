@@ -36,7 +36,7 @@ def check_plain_model(fam):
     and share Deterministics, every reported name in the model."""
     model = fam.model
     assert isinstance(model, pm.Model)
-    assert [rv.name for rv in model.observed_RVs] == ["loglik"]
+    assert [rv.name for rv in model.observed_RVs] == ["loglik", "y"]
     assert model.named_vars_to_dims["loglik"] == (fam.unit_dim,)
     assert all(model.rvs_to_transforms.get(rv) is None for rv in model.free_RVs)
     assert [rv.name for rv in model.free_RVs] == fam.free_names

@@ -21,9 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 _REQ = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:>=\s*([0-9][A-Za-z0-9.*]*))?\s*$")
 
 
+# conda-forge names that differ from PyPI's (conda's "graphviz" is the binary package)
+CONDA_TO_PIP = {"python-graphviz": "graphviz"}
+
+
 def _norm(name: str) -> str:
-    """PEP 503 normalised distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """PEP 503 normalised distribution name (PyPI's spelling)."""
+    name = re.sub(r"[-_.]+", "-", name).lower()
+    return CONDA_TO_PIP.get(name, name)
 
 
 def _parse_req(text: str) -> tuple[str, str | None]:

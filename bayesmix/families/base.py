@@ -64,7 +64,7 @@ OBSERVED = "loglik"
 # outlive its model, but only as a few hundred bytes; the function itself is kept alive by
 # the ``pm.Model`` (``model._bayesmix_unit_logp``) and goes with it.
 class _LogpHandle:
-    """Weak reference to one model's logp function; equal only to itself."""
+    """Weak reference to one model's logp (or simulate) function; equal only to itself."""
 
     __slots__ = ("_ref", "__weakref__")
 
@@ -83,8 +83,10 @@ class _LogpHandle:
 
 
 class LoglikRV(CustomDistRV):
-    """The ``loglik`` Op: elementwise logp ``unit_logp(value, *params)``; no random method
-    (replicated data come from each family's numpy ``simulate``, ARCHITECTURE decision 8)."""
+    """The ``loglik`` Op: elementwise logp ``unit_logp(value, *params)``. Its value is
+    the unit index (the data enter the likelihood as constants), so its forward draw
+    is that index again; the replicated *data* are drawn by the ``y`` node
+    (``ResponsesRV``), whose random method is the family's ``simulate``."""
 
     __props__ = ("name", "signature", "dtype", "inplace", "unit_logp")
     name = "CustomDist_loglik"
@@ -94,10 +96,61 @@ class LoglikRV(CustomDistRV):
         super().__init__(name=name, signature=signature, dtype=dtype, inplace=inplace)
         self.unit_logp = unit_logp
 
-    @staticmethod
-    def _random_fn(*args, **kwargs):
-        raise NotImplementedError("loglik has no random method: draw replicated data with the model's "
-                                  "simulate() (bayesmix.sample(..., posterior_predictive=True) does).")
+    def rng_fn(self, rng, *args):
+        # args: the likelihood's inputs, then size; the draw is the unit index (the value)
+        size = args[-1]
+        n = int(np.prod(size)) if size is not None else 1
+        return np.arange(n, dtype=self.dtype if self.dtype != "floatX" else "float64").reshape(size or ())
+
+
+class ResponsesRV(CustomDistRV):
+    """The ``y`` Op: the analysed responses (person, observed_item), missing cells NaN.
+
+    Its logp is 0: the data's log-likelihood is ``loglik``'s, once (ML, NUTS and LOO
+    use ``loglik`` only). It exists so that PyMC's own forward sampling works on the
+    plain model: its inputs are the free parameters (raw values, ``free_names``
+    order) and its random method is the family's ``simulate`` at the natural values
+    those imply (``pm.sample_prior_predictive`` / ``pm.sample_posterior_predictive``
+    / ``pm.draw``); ``pm.model_to_graphviz`` shows the data node."""
+
+    __props__ = ("name", "signature", "dtype", "inplace", "simulate", "supp_shape")
+    name = "Responses_y"
+    _print_name = ("Responses_y", "\\operatorname{Responses\\_y}")
+
+    def __init__(self, *, simulate, signature, supp_shape, name=None, dtype="floatX", inplace=False):
+        super().__init__(name=name, signature=signature, dtype=dtype, inplace=inplace)
+        self.simulate = simulate
+        self.supp_shape = tuple(int(n) for n in supp_shape)
+
+    def _supp_shape_from_params(self, dist_params, param_shapes=None):
+        return self.supp_shape
+
+    def rng_fn(self, rng, *args):
+        return self.simulate(rng, *args[:-1])
+
+
+@_logprob.register(ResponsesRV)
+def _responses_logprob(op, values, rng, size, *params, **kwargs):
+    return pt.zeros_like(values[0])
+
+
+@_support_point.register(ResponsesRV)
+def _responses_support_point(op, rv, rng, size, *params):
+    return pt.zeros_like(rv)
+
+
+class _Responses(Distribution):
+    rv_type = ResponsesRV
+
+    @classmethod
+    def dist(cls, *params, simulate, signature, supp_shape, **kwargs):
+        return super().dist([pt.as_tensor(p) for p in params], simulate=simulate, signature=signature,
+                            supp_shape=supp_shape, **kwargs)
+
+    @classmethod
+    def rv_op(cls, *params, simulate, signature, supp_shape, size=None, rng=None):
+        op = ResponsesRV(simulate=simulate, signature=signature, supp_shape=supp_shape)
+        return _call_rv_op(op, *params, size=size, rng=rng)[1]
 
 
 @_logprob.register(LoglikRV)
@@ -213,6 +266,19 @@ class FamilyModel:
     reported: list[Reported] = field(default_factory=list)
     family: str = ""
     cache: dict = field(default_factory=dict, repr=False)
+    #: how the object was made (``families.calls.FactoryCall``, recorded by the registry
+    #: factories): pickling, ``bayesmix.load`` and ``predict_classes`` replay it
+    call: object = field(default=None, repr=False, compare=False)
+
+    def __reduce__(self):
+        """Pickle as the recorded factory call and the spec: unpickling rebuilds a
+        fresh model on the same data (compiled functions and sampler models in
+        ``cache`` are not kept; they are compiled again when used)."""
+        from bayesmix.families import calls
+
+        if self.call is None:
+            raise calls.no_call_error(self, "pickle")
+        return calls.unpickle_family, (self.call, self.spec)
 
     #: what the analysed variables are called in printed output
     item_noun = "items"
@@ -389,7 +455,9 @@ class FamilyModel:
         spec = dataclasses.replace(self.spec, **changes)
         if hasattr(spec, "prior_names"):
             spec = dataclasses.replace(spec, prior_names=())
-        return self._rebuild(spec)
+        new = self._rebuild(spec)
+        new.call = self.call  # replayed, then rebuilt with this spec (families.calls)
+        return new
 
     def _rebuild(self, spec) -> "FamilyModel":
         """A new model object of this family for ``spec`` on ``self.data``."""
@@ -426,6 +494,30 @@ class FamilyModel:
         self.model._bayesmix_unit_logp = logp
         _Loglik(OBSERVED, *inputs, unit_logp=_LogpHandle(logp), observed=np.arange(n_units), signature=signature,
                 dims=self.unit_dim)
+        self._observe_responses()
+
+    def _observe_responses(self) -> None:
+        """The ``y`` node (``ResponsesRV``): the data, drawn forward by ``simulate``."""
+        d = self.data
+        free = [self.model[n] for n in self.free_names]
+        shapes = [tuple(len(self.model.coords[dim]) for dim in p.dims) for p in self.free]
+        y_obs = np.where(d.observed, d.y, np.nan)
+
+        def draw(rng, *values):
+            from bayesmix.fit.compiled import compiled  # fit/ imports families/, not the reverse at import
+
+            theta = np.concatenate([np.asarray(v, "float64").reshape(-1) for v in values]) if values else np.zeros(0)
+            return self.simulate(compiled(self).reported(theta), rng)[0]
+
+        self.model._bayesmix_simulate = draw
+        if dims.OBSERVED_ITEM not in self.model.coords:
+            self.model.add_coord(dims.OBSERVED_ITEM, [str(it.name) for it in d.items])
+        signature = ",".join("(" + ",".join(f"s{i}_{j}" for j in range(len(s))) + ")"
+                             for i, s in enumerate(shapes)) + "->(n,p)"
+        # a constant, not an array: PyMC would read the NaNs of missing cells as values to impute
+        _Responses("y", *free, simulate=_LogpHandle(draw), signature=signature, supp_shape=y_obs.shape,
+                   observed=pt.constant(y_obs),
+                   dims=(dims.PERSON, dims.OBSERVED_ITEM))
 
     @property
     def unit_dim(self) -> str:
