@@ -93,6 +93,7 @@ class GoMSpec:
     structure: str = "unrestricted"
     integration: Integration = field(default_factory=Integration)
     prior_names: tuple[str, ...] = ()
+    two_level: bool = False  # a cluster random intercept in the class logit (K = 2)
 
 
 def gom(
@@ -102,6 +103,7 @@ def gom(
     *,
     item_types=None,
     covariates=None,
+    cluster: str | None = None,
     link: str = "logit",
     structure: str = "unrestricted",
     integration="trapezoid",
@@ -122,6 +124,10 @@ def gom(
     covariates : list of str, optional
         Person-level predictors of the class logits, eq. (33):
         alpha_cj = alpha_c + beta_c x_j + (Lambda z_j)_c (standardise them).
+    cluster : str, optional
+        Two-level GoM (K = 2): persons i in clusters j, with a cluster random
+        intercept in the class logit, alpha_1ij = alpha_1 + beta x_ij + w_ij + b_j,
+        w_ij ~ N(0, psi), b_j ~ N(0, psi_between) (module docstring, "Two-level").
     link : {"logit", "probit"}
         Link of the items (eq. 28 is the probit); the class model is logit (eq. 30).
     structure : {"unrestricted", "restricted"}
@@ -129,7 +135,10 @@ def gom(
         eq. (35) (one dimension).
     integration : str, dict or Integration
         Rule for the person integral over alpha_j (default trapezoid, 61 points
-        in one dimension, 31 per dimension in two).
+        in one dimension, 31 per dimension in two). Two-level: a product rule
+        (trapezoid or gauss_hermite; ``n_points=(person, cluster)`` allowed) whose
+        first dimension is the person integral nested inside the cluster integral
+        of the second (31 x 31 points by default).
     priors : dict, optional
         Parameter name -> ``pm.X.dist(...)`` (names in the module docstring).
     """
@@ -140,6 +149,15 @@ def gom(
         raise SpecificationError(f"structure: got {structure!r}; give 'unrestricted' (eq. 34) or 'restricted' "
                                  "(the one-factor model of eq. 35).")
     integration = as_integration(integration)
+    if cluster is not None:
+        if n_classes != 2:
+            raise SpecificationError(f"cluster: the two-level GoM has a cluster random intercept in the class logit "
+                                     f"of K = 2 (got n_classes={n_classes}); fit n_classes=2 or leave cluster out.")
+        if integration.rule not in ("trapezoid", "gauss_hermite"):
+            raise SpecificationError(
+                f"integration: got rule {integration.rule!r} with cluster={cluster!r}; the person integral is nested "
+                "inside the cluster integral (one inner integral per cluster node), which needs a fixed product "
+                "rule: 'trapezoid' or 'gauss_hermite' (adaptive nodes cannot be placed per outer node).")
     if n_classes > 3 and structure == "unrestricted" and integration.rule in ("trapezoid", "gauss_hermite") \
             and integration.n_points is None:
         raise SpecificationError(
@@ -150,18 +168,17 @@ def gom(
         prepared = data
     else:
         if items is None:
-            items = [c for c in getattr(data, "columns", []) if c not in set(covariates or [])]
-        prepared = prepare_wide(data, items, item_types=item_types, covariates=covariates)
-    if prepared.cluster_idx is not None:
-        raise SpecificationError("data: got two-level prepared data (a cluster); this GoM is single level "
-                                 "(the person is the unit); prepare the data without cluster.")
+            items = [c for c in getattr(data, "columns", []) if c not in set(covariates or []) | {cluster}]
+        prepared = prepare_wide(data, items, item_types=item_types, covariates=covariates, cluster=cluster)
+    if prepared.cluster_idx is not None and n_classes != 2:
+        raise SpecificationError(f"data: two-level prepared data need n_classes=2 (got {n_classes}).")
     check_not_constant(prepared.covariate_names, prepared.covariates, "persons", "the class-logit intercept alpha")
     cont = [it.name for it, c in zip(prepared.items, prepared.categorical_mask) if not c]
     if cont:
         raise SpecificationError(f"item_types: items {cont} are continuous; this GoM takes binary and ordinal "
                                  "items only; give item_types='binary'/'ordinal' or leave those items out.")
     spec = GoMSpec(n_classes=n_classes, link=link, structure=structure, integration=integration,
-                   prior_names=tuple(sorted(priors or {})))
+                   prior_names=tuple(sorted(priors or {})), two_level=prepared.cluster_idx is not None)
     return GoMModel.build(prepared, spec, priors)
 
 
@@ -174,6 +191,7 @@ class GoMModel(FamilyModel):
         k = spec.n_classes
         self.restricted = spec.structure == "restricted"
         self.dim = 1 if self.restricted else k - 1
+        self.two_level = spec.two_level
         self.thresholds = Thresholds(data.items, category_counts(data, np.arange(len(data.items))), spec.link, k)
         codes = np.where(data.observed, data.y, 0).astype(int)
         # (N, P, M) one-hot of the observed category; a missing item is all zeros
@@ -191,13 +209,18 @@ class GoMModel(FamilyModel):
         else:
             free += [dataclasses.replace(p, at_bound=SD_AT_BOUND, title=p.title + ", eq. (30)/(34)")
                      if p.name == "chol_log_diag" else p for p in self.logits_block.random_parameters()]
+        if self.two_level:
+            free.append(ParameterInfo("log_sd_between", (), pm.Normal.dist(0.0, 1.5),
+                                      "log sd of the cluster random intercept b_j of the class logit (two-level)",
+                                      bounds=LOG_SD_BOUNDS, at_bound=SD_AT_BOUND))
         self.free = free
         self.register(priors)
         return self
 
     @property
     def integration_dim(self) -> int:
-        return self.dim
+        """Person dimensions, + 1 for the cluster intercept (nested outside them)."""
+        return self.dim + int(self.two_level)
 
     @property
     def class_variables(self) -> tuple[ClassVariable, ...]:
@@ -215,6 +238,8 @@ class GoMModel(FamilyModel):
                                  f"{it.name}#{c}" for it in d.items for c in it.categories]
         if self.x.shape[1]:
             coords[dims.COVARIATE] = list(d.covariate_names)
+        if self.two_level:
+            coords[dims.CLUSTER] = [str(c) for c in d.cluster_labels]
         coords.update(self.logits_block.coords())
         coords[dims.RE] = [f"alpha_{c}" for c in range(1, k)]
         coords[dims.RE_BIS] = coords[dims.RE]
@@ -222,18 +247,23 @@ class GoMModel(FamilyModel):
 
     # ------------------------------------------------------------------ graph
     def _loading(self, q):
-        """Lambda (K-1, D): alpha_j = alpha + Lambda z_j, z_j ~ N(0, I_D)."""
-        if self.restricted:
-            return q["lambda"][:, None]
-        return q["chol"]
+        """Lambda (K-1, D): alpha_j = alpha + Lambda z_j, z_j ~ N(0, I_D); two-level
+        (K = 2): a last column sd(b_j) for the cluster dimension of z."""
+        lam = q["lambda"][:, None] if self.restricted else q["chol"]
+        if self.two_level:
+            lam = pt.concatenate([lam, pt.exp(q["log_sd_between"]).reshape((1, 1))], axis=1)
+        return lam
 
     def _build_graph(self, p: dict):
         tau = self.thresholds.tau(p)
         chol = None if self.restricted else self.logits_block.chol(p)  # adds ``psi``
-        q = {"tau": tau, "alpha": p["alpha"], "beta": p.get("beta"), "lambda": p.get("lambda"), "chol": chol}
+        q = {"tau": tau, "alpha": p["alpha"], "beta": p.get("beta"), "lambda": p.get("lambda"), "chol": chol,
+             "log_sd_between": p.get("log_sd_between")}
         if self.restricted:
             lam = p["lambda"][:, None]
             pm.Deterministic("psi", lam @ lam.T, dims=(dims.RE, dims.RE_BIS))
+        if self.two_level:
+            pm.Deterministic("psi_between", pt.exp(2 * p["log_sd_between"]).reshape((1, 1)), dims=(dims.RE, dims.RE_BIS))
         self.observe(q, self._unit_loglik)
         pm.Deterministic("class_share", self._class_share(self.likelihood_tensors), dims=(dims.CLASS,))
         self.thresholds.item_prob(tau, self.spec.link)
@@ -243,8 +273,11 @@ class GoMModel(FamilyModel):
             self.reported.append(Reported("beta", "alpha_cj ON (class-logit slopes, eq. 33)"))
         if self.restricted:
             self.reported.append(Reported("lambda", "Loadings of alpha_cj on eta_j (eq. 35)"))
-        self.reported += [Reported("psi", "Variances/covariances of alpha_cj (person level)", variance=True),
-                          Reported("class_share", "Mean membership E P(C_ij = c)")]
+        self.reported.append(Reported("psi", "Variances/covariances of alpha_cj (person level)", variance=True))
+        if self.two_level:
+            self.reported.append(Reported("psi_between", "Variance of the cluster intercept b_j of the class logit",
+                                          variance=True))
+        self.reported.append(Reported("class_share", "Mean membership E P(C_ij = c)"))
 
     def _item_probs(self, q):
         """(N, P, K) P(y_ij | C_ij = c); 1 for a missing item."""
@@ -262,42 +295,74 @@ class GoMModel(FamilyModel):
         logits = logits + pt.sum(u[:, :, None, :] * lam[None, None, :, :], axis=-1)
         return pt.exp(class_log_prior(logits))
 
-    def _integral(self, q):
-        f = self._item_probs(q)
+    def _node_loglik(self, q, f, u):
+        """(N, Q) log P(y_j | z_j = u_q): the items' class sums at nodes u (B, Q, D)."""
         n, n_items, k = self.data.n_persons, len(self.data.items), self.spec.n_classes
-        per_person = self.spec.integration.adaptive or self.x.shape[1] > 0
+        pi = self._membership_at(q, u)  # (B, Q, K)
+        # P(y_ij | alpha) = sum_c pi_c f_ijc in probability space: f >= F(-15) > 0 (thresholds are
+        # bounded) and sum_c pi_c = 1, so the sum is bounded away from 0 and its log is exact
+        # (no logsumexp needed); for memberships shared by all persons one (N P, K) @ (K, Q)
+        # product, else a broadcast sum (N, Q, P, K) (no batched matmul: slow to compile).
+        if self.spec.integration.adaptive or self.x.shape[1] > 0:
+            p_item = pt.sum(pi[:, :, None, :] * f[:, None, :, :], axis=-1)  # (N, Q, P)
+            return pt.sum(pt.log(p_item), axis=-1)
+        p_item = pt.dot(f.reshape((n * n_items, k)), pi[0].T).reshape((n, n_items, -1))  # (N, P, Q)
+        return pt.sum(pt.log(p_item), axis=1)
 
-        def loglik_at(u):
-            pi = self._membership_at(q, u)  # (B, Q, K)
-            # P(y_ij | alpha) = sum_c pi_c f_ijc in probability space: f >= F(-15) > 0 (thresholds are
-            # bounded) and sum_c pi_c = 1, so the sum is bounded away from 0 and its log is exact
-            # (no logsumexp needed); for memberships shared by all persons one (N P, K) @ (K, Q)
-            # product, else a broadcast sum (N, Q, P, K) (no batched matmul: slow to compile).
-            if per_person:
-                p_item = pt.sum(pi[:, :, None, :] * f[:, None, :, :], axis=-1)  # (N, Q, P)
-                return pt.sum(pt.log(p_item), axis=-1)
-            p_item = pt.dot(f.reshape((n * n_items, k)), pi[0].T).reshape((n, n_items, -1))  # (N, P, Q)
-            return pt.sum(pt.log(p_item), axis=1)
+    def _level_rules(self):
+        """Two-level: the 1-D rules of the person integral (inner) and of the cluster
+        integral (outer), from the spec's 2-D product rule."""
+        n_w, n_b = self.spec.integration.counts(2)
+        return (dataclasses.replace(self.spec.integration, n_points=n_w),
+                dataclasses.replace(self.spec.integration, n_points=n_b))
 
-        return integrate(loglik_at, self.spec.integration, pt.eye(self.dim)), f
+    def _integral(self, q):
+        """(unit loglik, nodes (B, Q, D), log posterior weight of each node per person
+        (N, Q), f (N, P, K)).
+
+        Two-level: L_j = ∫ prod_{i in j} [∫ prod_items sum_c pi_c(w, b) f dN(w)] dN(b): the
+        person integral over w is evaluated at every node of the cluster intercept b (a
+        kept axis of ``integrate``), the cluster integral sums the persons' logs. The
+        person's posterior over the (w, b) grid is P(b | cluster data) P(w | b, y_i)."""
+        f = self._item_probs(q)
+        if not self.two_level:
+            integral = integrate(lambda u: self._node_loglik(q, f, u), self.spec.integration, pt.eye(self.dim))
+            return integral.loglik, integral.nodes, integral.log_post, f
+        inner_rule, outer_rule = self._level_rules()
+        n_w, n_b = inner_rule.counts(1)[0], outer_rule.counts(1)[0]
+        kept = {}
+
+        def person_at(ub):  # (1, Q_b, 1) cluster-intercept nodes (standard scale)
+            def within_at(uw):  # (1, Q_w, 1)
+                grid = pt.stack([pt.repeat(uw[0, :, 0], n_b), pt.tile(ub[0, :, 0], n_w)], axis=-1)[None]
+                kept["grid"] = grid  # (1, Q_w Q_b, 2), w major
+                return self._node_loglik(q, f, grid).reshape((self.data.n_persons, n_w, n_b))
+
+            kept["inner"] = integrate(within_at, inner_rule, pt.eye(1))  # loglik (N, Q_b)
+            return kept["inner"].loglik
+
+        outer = integrate(person_at, outer_rule, pt.eye(1), unit_idx=self.data.cluster_idx,
+                          n_units=self.data.n_clusters)
+        log_post = kept["inner"].log_post + outer.log_post[self.data.cluster_idx][:, None, :]  # (N, Q_w, Q_b)
+        return outer.loglik, kept["grid"], log_post.reshape((self.data.n_persons, n_w * n_b)), f
 
     def _unit_loglik(self, q):
-        return self._integral(q)[0].loglik
+        return self._integral(q)[0]
 
     def membership_graphs(self, q):
         """{"C": (N, K)} GoM scores E[P(C_ij = c | alpha_j) | y_j]: the membership
         probabilities averaged over the person's posterior at the nodes."""
-        integral, _ = self._integral(q)
-        pi = self._membership_at(q, integral.nodes)  # (B, Q, K)
-        return {"C": pt.sum(pt.exp(integral.log_post)[:, :, None] * pi, axis=1)}
+        _, nodes, log_post, _ = self._integral(q)
+        pi = self._membership_at(q, nodes)  # (B, Q, K)
+        return {"C": pt.sum(pt.exp(log_post)[:, :, None] * pi, axis=1)}
 
     def item_class_graph(self, q):
         """(N, P, K) P(C_ij = c | y_j) = E[pi_c f_ijc / sum_c' pi_c' f_ijc' | y_j]."""
-        integral, f = self._integral(q)
-        pi = self._membership_at(q, integral.nodes)  # (B, Q, K)
+        _, nodes, log_post, f = self._integral(q)
+        pi = self._membership_at(q, nodes)  # (B, Q, K)
         joint = pi[:, :, None, :] * f[:, None, :, :]  # (N, Q, P, K)
         post = joint / pt.sum(joint, axis=-1, keepdims=True)
-        return pt.sum(pt.exp(integral.log_post)[:, :, None, None] * post, axis=1)
+        return pt.sum(pt.exp(log_post)[:, :, None, None] * post, axis=1)
 
     def item_class_probs(self, theta) -> np.ndarray:
         """(N, P, K) P(C_ij = c | y_j) at a flat raw parameter vector (e.g. ``res.theta``)."""
@@ -314,7 +379,7 @@ class GoMModel(FamilyModel):
     def _class_share(self, q):
         # mean membership E_alpha softmax(alpha + Lambda z), on the fine grid of the
         # shares (a near step in z when Var(alpha_j) is huge)
-        z, logw = share_integration(self.dim).nodes(self.dim)
+        z, logw = share_integration(self.integration_dim).nodes(self.integration_dim)
         u = pt.as_tensor(z)[None]  # (1, Q, D)
         pi = self._membership_at(q, u)  # (1 or N, Q, K)
         return pt.mean(pt.sum(np.exp(logw)[None, :, None] * pi, axis=1), axis=0)
@@ -333,6 +398,8 @@ class GoMModel(FamilyModel):
             start["chol_log_diag"] = np.log(sd)
             if k > 2:
                 start["chol_offdiag"] = np.zeros((k - 1) * (k - 2) // 2)
+        if self.two_level:
+            start["log_sd_between"] = np.array(np.log(rng.uniform(0.3, 1.0)))
         return start
 
     def start_from_lca(self, lca_natural: dict, sd: float = 20.0) -> dict[str, np.ndarray]:
@@ -362,6 +429,8 @@ class GoMModel(FamilyModel):
             start["lambda"] = np.array([sd])
         else:
             start["chol_log_diag"] = np.array([np.log(sd)])
+        if self.two_level:
+            start["log_sd_between"] = np.array(np.log(0.5))
         return start
 
     def permute_classes(self, values, perms):
@@ -391,17 +460,19 @@ class GoMModel(FamilyModel):
         missing. Returns (y (N, P), the most frequent class of each person (N,))."""
         d, k = self.data, self.spec.n_classes
         n = d.n_persons
-        y, c_item = simulate_gom(natural, self.thresholds.thr_item, n, self.spec.link, rng, x=self.x)
+        y, c_item = simulate_gom(natural, self.thresholds.thr_item, n, self.spec.link, rng, x=self.x,
+                                 cluster_idx=d.cluster_idx)
         y[~d.observed] = np.nan
         counts = np.stack([(c_item == c).sum(axis=1) for c in range(k)], axis=1)
         return y, counts.argmax(axis=1)
 
 
-def simulate_gom(natural, thr_item, n, link, rng, x=None):
+def simulate_gom(natural, thr_item, n, link, rng, x=None, cluster_idx=None):
     """(y (N, P), C_ij (N, P) 0-based) drawn from the GoM at natural values: ``tau``
     (K, T), ``alpha`` (K-1,) and ``lambda`` (K-1,) (restricted, eq. 35) or ``psi``
-    (K-1, K-1), ``beta`` (K-1, Q) with ``x`` (N, Q) (eq. 33); ``thr_item`` (T,) the item of each
-    threshold column."""
+    (K-1, K-1), ``beta`` (K-1, Q) with ``x`` (N, Q) (eq. 33), ``psi_between`` (1, 1) with
+    ``cluster_idx`` (N,) (two-level: b_j added to every person's logit of cluster j);
+    ``thr_item`` (T,) the item of each threshold column."""
     tau = np.asarray(natural["tau"], float)
     k, n_items = tau.shape[0], int(np.max(thr_item)) + 1
     alpha = np.asarray(natural["alpha"], float)
@@ -411,6 +482,9 @@ def simulate_gom(natural, thr_item, n, link, rng, x=None):
         a = rng.multivariate_normal(alpha, np.atleast_2d(natural["psi"]), size=n)
     if x is not None and np.shape(x)[1] and "beta" in natural:
         a = a + np.asarray(x, float) @ np.asarray(natural["beta"], float).T
+    if cluster_idx is not None and "psi_between" in natural:
+        b = rng.standard_normal(int(np.max(cluster_idx)) + 1) * np.sqrt(float(np.ravel(natural["psi_between"])[0]))
+        a = a + b[np.asarray(cluster_idx)][:, None]
     pi = special.softmax(np.concatenate([a, np.zeros((n, 1))], axis=1), axis=1)  # (N, K)
     u = rng.random((n, n_items))
     c_item = (pi.cumsum(axis=1)[:, None, :] <= u[:, :, None]).sum(axis=-1).clip(0, k - 1)
@@ -424,8 +498,9 @@ def simulate_gom(natural, thr_item, n, link, rng, x=None):
 
 
 def example(two_level: bool = False) -> GoMModel | None:
-    """A tiny two-class GoM (48 persons, 4 binary items) for the registry tests
-    (None for two_level: the GoM is single level)."""
+    """A tiny two-class GoM (48 persons, 4 binary items; two-level: in 8 clusters,
+    on a 15 x 15 grid to keep the registry tests fast) for the registry tests."""
     if two_level:
-        return None
+        return gom(example_data(), ["y1", "y2", "y3", "y4"], 2, cluster="cluster",
+                   integration=Integration("trapezoid", n_points=15))
     return gom(example_data(), ["y1", "y2", "y3", "y4"], 2)
