@@ -11,6 +11,8 @@ import importlib
 import sys
 
 from bayesmix.families.base import ClassVariable, FamilyModel, ParameterInfo, Reported
+from bayesmix.families.calls import record_calls
+from bayesmix.families.fma import FMAModel, fma
 from bayesmix.families.gom import GoMModel, gom
 from bayesmix.families.lca import LCAModel, lca
 from bayesmix.families.lta import LTAModel, lta
@@ -18,13 +20,16 @@ from bayesmix.families.mixture_regression import RegressionModel, mixture_regres
 from bayesmix.families.within_between import WithinBetweenModel, within_between
 
 REGISTRY = {
+    "fma": fma,
     "gom": gom,
     "lca": lca,
     "lta": lta,
     "mixture_regression": mixture_regression,
     "within_between": within_between,
 }
-
+# every factory records its call (fam.call: pickling, bayesmix.load, predict_classes); the
+# names above and in the families' modules are rebound to the recording factories
+REGISTRY = record_calls(REGISTRY, globals())
 
 
 def example(name: str, two_level: bool = False):
@@ -34,5 +39,5 @@ def example(name: str, two_level: bool = False):
     return module.example(two_level)
 
 
-__all__ = ["example", "REGISTRY", "ClassVariable", "FamilyModel", "GoMModel", "gom", "LCAModel", "LTAModel", "lta", "ParameterInfo", "RegressionModel", "Reported",
+__all__ = ["example", "REGISTRY", "ClassVariable", "FamilyModel", "FMAModel", "fma", "GoMModel", "gom", "LCAModel", "LTAModel", "lta", "ParameterInfo", "RegressionModel", "Reported",
            "WithinBetweenModel", "lca", "mixture_regression", "within_between"]
