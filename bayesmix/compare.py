@@ -28,6 +28,10 @@ def compare_fits(fits) -> pd.DataFrame:
     for label, res in items:
         if not isinstance(res, MLResult):
             raise SpecificationError(f"compare_fits: got {type(res).__name__}; give MLResult objects from fit_ml.")
+        if res.method != "ml":
+            raise SpecificationError(f"compare_fits: got a {res.method.upper()} fit ({label!r}); AIC/BIC and the LR "
+                                     "logic are ML criteria. Fix: compare fit_ml results, or posteriors with "
+                                     "bm.compare_loo.")
         rows.append({
             "model": label if label is not None else f"{res.model.family} K={res.n_classes}",
             "classes": res.n_classes, "loglik": res.loglik, "n_params": res.n_params,
@@ -134,6 +138,9 @@ def lr_test(restricted, full, *, ll_tol: float = 1e-6) -> LRTest:
     for name, res in (("restricted", restricted), ("full", full)):
         if not isinstance(res, MLResult):
             raise SpecificationError(f"{name}: got {type(res).__name__}; give an MLResult from fit_ml.")
+        if res.method != "ml":
+            raise SpecificationError(f"{name}: got a {res.method.upper()} fit; a likelihood-ratio test compares "
+                                     "maxima of the likelihood, not posterior modes. Fix: fit both with fit_ml.")
     p0, p1 = restricted.n_params, full.n_params
     if p1 <= p0:
         raise SpecificationError(

@@ -19,7 +19,7 @@ from bayesmix.enumerate_lrt import BLRTest, VLMRTest, bootstrap_lrt, vlmr_test, 
 from bayesmix.exceptions import BayesmixWarning, SpecificationError
 from bayesmix.fit.ml import fit_ml
 
-__all__ = ["ClassEnumeration", "enumerate_classes", "vlmr_test", "bootstrap_lrt", "VLMRTest", "BLRTest",
+__all__ = ["ClassEnumeration", "compare_loo", "enumerate_classes", "vlmr_test", "bootstrap_lrt", "VLMRTest", "BLRTest",
            "weighted_chi2_sf"]
 
 CRITERIA = ("aic", "bic", "abic", "lmr", "lmr_adjusted", "blrt")
@@ -169,3 +169,56 @@ def enumerate_classes(build, data, k_range=range(1, 5), *, n_starts: int = 20, n
     names = {"aic": "AIC", "bic": "BIC", "abic": "aBIC", "lmr": "LMR", "lmr_adjusted": "aLMR", "blrt": "BLRT"}
     table["picked_by"] = [", ".join(names[c] for c, v in picks.items() if v == k) for k in table["k"]]
     return ClassEnumeration(table=table, fits=fits, tests=tests, picks=picks)
+
+
+def compare_loo(posteriors, *, method: str = "stacking") -> pd.DataFrame:
+    """PSIS-LOO across models fitted to the same data (e.g. K = 1..K_max with NUTS
+    or ``fit_laplace``): ``arviz.compare`` on each posterior's pointwise
+    ``loglik``, which is per cluster for two-level models and per person
+    otherwise (leave-one-cluster-out: the cluster is the exchangeable unit).
+
+    Parameters
+    ----------
+    posteriors : dict
+        Label (e.g. ``"K=2"`` or 2) -> DataTree with a ``log_likelihood`` group
+        (``bayesmix.sample`` and ``fit_laplace`` add it).
+    method : str
+        ArviZ's weighting method ("stacking", "bb-pseudo-bma", "pseudo-bma").
+
+    Returns
+    -------
+    DataFrame
+        ArviZ's comparison table, unrounded (rank, elpd, p, elpd_diff, weight, se,
+        dse, warning) plus ``unit`` and ``n_pareto_k_over_0.7`` (units whose
+        importance weights are unreliable: refit those or use K-fold CV).
+    """
+    import arviz as az
+
+    if not isinstance(posteriors, dict) or len(posteriors) < 2:
+        raise SpecificationError(f"compare_loo: posteriors: got {type(posteriors).__name__} with "
+                                 f"{len(posteriors) if hasattr(posteriors, '__len__') else 0} entries; give a dict "
+                                 "label -> DataTree of at least two models.")
+    units = {}
+    for label, dt in posteriors.items():
+        groups = getattr(dt, "children", {})
+        if "log_likelihood" not in groups or "loglik" not in dt["log_likelihood"].data_vars:
+            raise SpecificationError(f"compare_loo: posteriors[{label!r}] has no log_likelihood/loglik; use the "
+                                     "DataTree of bayesmix.sample or bayesmix.fit_laplace.")
+        da = dt["log_likelihood"]["loglik"]
+        unit = [d for d in da.dims if d not in ("chain", "draw")][0]
+        units[label] = (unit, tuple(np.asarray(da[unit].values).tolist()))
+    first = next(iter(units.values()))
+    differ = [lab for lab, u in units.items() if u != first]
+    if differ:
+        raise SpecificationError(f"compare_loo: posteriors {differ} have other units ({units[differ[0]][0]}: "
+                                 f"{len(units[differ[0]][1])}) than the first ({first[0]}: {len(first[1])}); LOO "
+                                 "compares models of the same data only.")
+    labels = {str(k): v for k, v in posteriors.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # ArviZ repeats the Pareto-k warning per model
+        table = az.compare(labels, method=method, var_name="loglik", round_to="none")
+        ks = {lab: int(np.sum(np.asarray(az.loo(dt, var_name="loglik", pointwise=True).pareto_k) > 0.7))
+              for lab, dt in labels.items()}
+    table["unit"] = first[0]
+    table["n_pareto_k_over_0.7"] = [ks[str(i)] for i in table.index]
+    return table

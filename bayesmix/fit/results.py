@@ -114,6 +114,9 @@ class MLResult:
     integration: dict | None = None
     identification: dict | None = None
 
+    #: the estimator: "ml" here, "map" for ``fit_map``'s ``MAPResult`` (fit/map.py)
+    method = "ml"
+
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_fit(cls, fam, theta, loglik, info, *, se, starts, convergence, fixed=None, identification=None):

@@ -87,8 +87,12 @@ def _header(res) -> list[str]:
     classes = ", ".join(f"{cv.name}: {cv.n_classes}" for cv in fam.class_variables)
     cvs = fam.class_variables
     count = f"{cvs[0].n_classes} class(es)" if len(cvs) == 1 else f"classes {classes}"
-    title = f"bayesmix {fam.family.upper()} - {count}, ML ({res.se_type.upper()})"
+    estimator = "posterior mode (MAP)" if res.method == "map" else f"ML ({res.se_type.upper()})"
+    title = f"bayesmix {fam.family.upper()} - {count}, {estimator}"
     lines = [title, "=" * len(title), "", "SUMMARY OF ANALYSIS"]
+    if res.method == "map":
+        lines.append("  Estimator: posterior mode under the model's priors (LL below is at the mode); "
+                     "S.E. from the log-posterior Hessian")
     for label, value in fam.analysis_lines():
         lines.append(f"  {label}{str(value):>{max(44 - len(label), 1)}}")
     integration = fam.describe_integration()
@@ -102,14 +106,19 @@ def _fit_information(res) -> list[str]:
              f"    H0 Value{res.loglik:>34.3f}"]
     if res.se_type == "mlr":
         lines.append(f"    H0 Scaling Correction Factor for MLR {res.scaling_correction:>7.4f}")
-    lines += ["  Information Criteria", f"    Akaike (AIC){res.aic:>30.3f}", f"    Bayesian (BIC){res.bic:>28.3f}",
-              f"    Sample-Size Adjusted BIC{res.abic:>18.3f}"]
+    if res.method == "map":  # AIC/BIC are ML criteria: not given at a mode (MAPResult)
+        lines += [f"  Log-prior{res.logprior:>35.3f}", f"  Log-posterior{res.logpost:>31.3f}",
+                  "  Information criteria: not given for a posterior mode (they are ML criteria)"]
+    else:
+        lines += ["  Information Criteria", f"    Akaike (AIC){res.aic:>30.3f}",
+                  f"    Bayesian (BIC){res.bic:>28.3f}", f"    Sample-Size Adjusted BIC{res.abic:>18.3f}"]
     cvs = [cv for cv in res.model.class_variables if cv.n_classes > 1]
     for cv in cvs:
         label = "Entropy" if len(cvs) == 1 else f"Entropy ({cv.name})"
         lines.append(f"  {label}{res.entropy_of(cv.name):>{44 - len(label)}.3f}")
     c = res.convergence
-    lines.append(f"  Best LL reached by {c['n_best']} of the completed starts; "
+    best = "log-posterior" if res.method == "map" else "LL"
+    lines.append(f"  Best {best} reached by {c['n_best']} of the completed starts; "
                  f"max |gradient| {c['max_abs_gradient']:.1e}")
     if c.get("fixed_at_bound"):
         lines.append(f"  Fixed at a bound to avoid singularity (no S.E.): {', '.join(c['fixed_at_bound'])}")
