@@ -24,6 +24,9 @@ from bayesmix.exceptions import (
     MissingCodeWarning,
     SpecificationError,
     StartsWarning,
+    PersistenceError,
+    DataMismatchError,
+    FormatVersionError,
 )
 from bayesmix.families import REGISTRY, gom, lca, lta, mixture_regression, within_between
 from bayesmix.families.lta_derived import lta_r_squared, most_likely_paths, pattern_probabilities, transition_table
@@ -33,6 +36,8 @@ from bayesmix.fit.laplace import fit_laplace
 from bayesmix.fit.map import MAPResult, fit_map
 from bayesmix.fit.ml import fit_ml
 from bayesmix.fit.results import MLResult
+from bayesmix.persist import load, save
+from bayesmix.predict import ClassPrediction, predict_classes
 from bayesmix.simstudy import SimulationDesign, SimulationResult, run_simulation
 
 __version__ = "0.1.0"
@@ -44,4 +49,5 @@ __all__ = [
     "StartsWarning",
     "check_integration", "compare_fits", "compare_ml_bayes", "dataset_items", "fit_laplace", "fit_map", "fit_ml", "MAPResult", "icc", "sample", "gom", "lca", "lta", "lta_r_squared", "most_likely_paths", "pattern_probabilities", "transition_table", "mixture_regression", "within_between", "list_datasets", "load_dataset", "lr_test",
     "prepare_wide", "run_simulation", "get_backend", "set_backend",
+    "save", "load", "predict_classes", "ClassPrediction", "PersistenceError", "DataMismatchError", "FormatVersionError",
 ]

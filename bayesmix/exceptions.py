@@ -62,3 +62,17 @@ class ItemTypeWarning(BayesmixWarning):
 class MissingCodeWarning(BayesmixWarning):
     """A column holds values that look like missing-value codes (-9, 999, ...);
     they are used as numbers unless set to NaN."""
+
+
+class PersistenceError(BayesmixError, TypeError):
+    """A fit or model cannot be pickled, saved or loaded as asked (no recorded
+    factory call, a prior without a stored representation, ...)."""
+
+
+class DataMismatchError(PersistenceError, DataError):
+    """``bayesmix.load`` was given data other than the fit's (the hash of the
+    prepared arrays differs)."""
+
+
+class FormatVersionError(PersistenceError):
+    """A saved file was written in a format version this bayesmix cannot read."""
