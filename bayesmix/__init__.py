@@ -37,6 +37,7 @@ from bayesmix.fit.map import MAPResult, fit_map
 from bayesmix.fit.ml import fit_ml
 from bayesmix.fit.results import MLResult
 from bayesmix.persist import load, save
+from bayesmix.ppc import PredictiveChecks, predictive_checks
 from bayesmix.predict import ClassPrediction, predict_classes
 from bayesmix.simstudy import SimulationDesign, SimulationResult, run_simulation
 
@@ -49,5 +50,6 @@ __all__ = [
     "StartsWarning",
     "check_integration", "compare_fits", "compare_ml_bayes", "dataset_items", "fit_laplace", "fit_map", "fit_ml", "MAPResult", "icc", "sample", "gom", "lca", "lta", "lta_r_squared", "most_likely_paths", "pattern_probabilities", "transition_table", "mixture_regression", "within_between", "list_datasets", "load_dataset", "lr_test",
     "prepare_wide", "run_simulation", "get_backend", "set_backend",
+    "PredictiveChecks", "predictive_checks",
     "save", "load", "predict_classes", "ClassPrediction", "PersistenceError", "DataMismatchError", "FormatVersionError",
 ]

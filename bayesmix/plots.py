@@ -1,7 +1,8 @@
 """Plots. Each returns ``(fig, ax)`` and never calls ``show()``.
 
-The LTA's transition diagram and class-share plots live in ``plots_lta`` and
-are re-exported here: ``from bayesmix.plots import transition_plot``."""
+The LTA's transition diagram and class-share plots live in ``plots_lta``, the
+predictive-check plots in ``plots_ppc``; both are re-exported here:
+``from bayesmix.plots import transition_plot, bivariate_plot``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from bayesmix.exceptions import SpecificationError
 from bayesmix.plots_lta import class_shares_plot, transition_plot  # noqa: F401  (re-exported)
+from bayesmix.plots_ppc import bivariate_plot, endorsement_plot, icc_check_plot, pattern_plot  # noqa: F401
 
 
 def _profile_from_ml(res):
