@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from bayesmix import dims
 from bayesmix.exceptions import SpecificationError
+from bayesmix.fit.derive import derive
 from bayesmix.fit.results import MLResult
 
 LOGISTIC_VARIANCE = np.pi**2 / 3
@@ -67,8 +67,9 @@ def icc(result, *, hdi_prob: float = 0.95):
     """ICC of each random class-logit intercept alpha_cj, eq. (20).
 
     ``result`` is an ``MLResult`` (estimate, delta-method SE and Wald interval,
-    truncated to [0, 1]) or the DataTree of ``bayesmix.sample`` (posterior mean,
-    sd and equal-tailed interval). As the paper warns, near 1 the delta method
+    truncated to [0, 1]) or the DataTree of ``bayesmix.sample`` / ``fit_laplace``
+    (posterior mean, sd and equal-tailed interval); both from the one definition
+    ``icc_from_variance`` through ``fit.derive``. As the paper warns, near 1 the delta method
     is only an approximation: the ICC is at its boundary.
     """
     is_tree = hasattr(result, "children") and "posterior" in result.children
@@ -80,24 +81,16 @@ def icc(result, *, hdi_prob: float = 0.95):
     if not names:
         raise SpecificationError(_no_icc_message(result))
     name = names[0]
+    # one definition for both estimators (fit.derive): delta method at the fit, draws of a posterior
+    table = derive(result, lambda nat: {"icc": icc_from_variance(np.diag(np.atleast_2d(nat[name])))},
+                   needs=[name], prob=hdi_prob)
     if isinstance(result, MLResult):
-        var = np.diag(np.atleast_2d(result.natural[name]))
-        rows = result.params[result.params.parameter == name]
-        labels = [lab for lab in rows["label"] if _is_diag(lab)]
-        se_var = rows.set_index("label").loc[labels, "se"].to_numpy(dtype=float)
-        est = icc_from_variance(var)
-        se = LOGISTIC_VARIANCE / (var + LOGISTIC_VARIANCE) ** 2 * se_var
-        z = stats.norm.ppf(0.5 + hdi_prob / 2)
-        return pd.DataFrame({"re": [lab.split("[")[1].split(",")[0] for lab in labels], "icc": est, "se": se,
-                             "lower": np.clip(est - z * se, 0, 1), "upper": np.clip(est + z * se, 0, 1)})
+        re_dim = result.model.model.named_vars_to_dims[name][0]
+        re = [str(r) for r in result.model.model.coords[re_dim]]
+        return pd.DataFrame({"re": re, "icc": table["estimate"].to_numpy(), "se": table["se"].to_numpy(),
+                             "lower": np.clip(table["lower"].to_numpy(), 0, 1),
+                             "upper": np.clip(table["upper"].to_numpy(), 0, 1)})
     post = result["posterior"][name]
-    draws = post.to_numpy()
-    draws = icc_from_variance(np.diagonal(draws, axis1=-2, axis2=-1)).reshape(-1, draws.shape[-1])
-    lo, hi = np.quantile(draws, [(1 - hdi_prob) / 2, (1 + hdi_prob) / 2], axis=0)
-    return pd.DataFrame({"re": list(post.coords[post.dims[-2]].values), "icc": draws.mean(axis=0),
-                         "sd": draws.std(axis=0), "lower": lo, "upper": hi})
-
-
-def _is_diag(label: str) -> bool:
-    a, b = label.split("[")[1].rstrip("]").split(", ")
-    return a == b
+    return pd.DataFrame({"re": list(post.coords[post.dims[-2]].values), "icc": table["estimate"].to_numpy(),
+                         "sd": table["sd"].to_numpy(), "lower": table["lower"].to_numpy(),
+                         "upper": table["upper"].to_numpy()})

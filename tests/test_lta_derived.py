@@ -213,7 +213,10 @@ def test_two_level_result_uses_the_reported_values_and_a_delta_se():
     comp = compiled(fam)
     theta = np.random.default_rng(3).normal(0.0, 0.5, comp.packing.size)
     cov = np.diag(np.linspace(0.01, 0.05, theta.size))
-    res = SimpleNamespace(model=fam, theta=theta, cov=cov, natural=comp.reported(theta))
+    # an MLResult at a chosen point: only the fields a derived quantity reads
+    res = object.__new__(bm.MLResult)
+    vars(res).update(vars(SimpleNamespace(model=fam, theta=theta, cov=cov, natural=comp.reported(theta),
+                                          convergence={"fixed_at_bound": []})))
     tab = lta_r_squared(res)
     nat = res.natural
     assert set(tab.index) == {"C1_by_alpha1", "C2_by_alpha1", "C2_by_residual_C1", "C2_by_residual_alpha2",

@@ -53,7 +53,6 @@ from bayesmix.exceptions import SpecificationError
 LOGISTIC_VAR = np.pi ** 2 / 3  # variance of the standard logistic residual (eq. 14)
 _GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(61)
 _GH_W = _GH_W / _GH_W.sum()  # probabilists' Hermite: E f(Z), Z ~ N(0, 1)
-_STEP = 1e-5  # central differences: truncation ~1e-10, rounding ~1e-11 on O(1) values
 
 
 def _check_values(values: dict) -> None:
@@ -102,35 +101,27 @@ def r_squared_values(values: dict) -> dict[str, np.ndarray]:
 
 
 def lta_r_squared(res) -> pd.DataFrame:
-    """R^2 pieces of a fitted LTA (``MLResult``) with delta-method SEs.
+    """R^2 pieces of a fitted LTA: an ``MLResult`` (delta-method SEs) or a
+    posterior DataTree of one (posterior mean and sd), both from the one
+    definition ``r_squared_values`` (``fit.derive``).
 
-    Returns a frame indexed by piece name with ``estimate`` and ``se``.
+    Returns a frame indexed by piece name with ``estimate``, ``se`` (or ``sd``),
+    ``lower`` and ``upper`` (95%).
     """
-    from bayesmix.fit.compiled import compiled  # families/ may use fit/ lazily; fit/ never imports families
-    from bayesmix.fit.results import bound_driven
+    from bayesmix.fit.derive import derive  # families/ may use fit/ lazily; fit/ never imports families
+    from bayesmix.fit.results import MLResult
 
-    if getattr(res, "model", None) is None or getattr(res.model, "family", None) != "lta":
+    is_tree = hasattr(res, "children") and "posterior" in res.children
+    if is_tree:
+        if res["posterior"].attrs.get("bayesmix_family") != "lta":
+            raise SpecificationError("lta_r_squared: res: got a posterior of another family; give the DataTree of "
+                                     "bm.sample or bm.fit_laplace on a bm.lta model.")
+    elif not isinstance(res, MLResult) or res.model.family != "lta":
         raise SpecificationError(f"lta_r_squared: res: got {type(res).__name__}; give the MLResult of "
-                                 "bm.fit_ml on a bm.lta model.")
-    comp = compiled(res.model)
-    theta = np.asarray(res.theta, float)
-    est = r_squared_values(res.natural)
-    names = list(est)
-
-    def vec(th):
-        vals = r_squared_values(comp.reported(th))
-        return np.array([float(vals[n]) for n in names])
-
-    jac = np.empty((len(names), theta.size))
-    for i in range(theta.size):
-        step = np.zeros_like(theta)
-        step[i] = _STEP
-        jac[:, i] = (vec(theta + step) - vec(theta - step)) / (2 * _STEP)
-    var = np.einsum("rp,pq,rq->r", jac, np.asarray(res.cov, float), jac)
-    se = np.sqrt(np.where(var > 0, var, np.nan))
-    fixed = np.isin(comp.packing.labels(), (getattr(res, "convergence", None) or {}).get("fixed_at_bound", []))
-    se[bound_driven(jac, fixed)] = np.nan  # e.g. gamma at its bound: R2 at the bound's value, no SE
-    return pd.DataFrame({"estimate": [float(est[n]) for n in names], "se": se}, index=pd.Index(names, name="r2"))
+                                 "bm.fit_ml on a bm.lta model (or a posterior DataTree of one).")
+    table = derive(res, r_squared_values)
+    table.index.name = "r2"
+    return table
 
 
 # ------------------------------------------------------------------ class paths
