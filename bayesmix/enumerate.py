@@ -154,12 +154,19 @@ def enumerate_classes(build, data, k_range=range(1, 5), *, n_starts: int = 20, n
                 t = vlmr_test(fits[prev], res)
                 tests[k]["lmr"] = t
                 row.update(lmr_p=t.p_value, lmr_adjusted_p=t.adjusted_p_value)
+                res.class_tests["lmr"] = {"k_null": t.k_null, "k_alt": t.k_alt, "loglik_null": float(t.loglik_null),
+                                          "statistic": float(t.statistic), "df": int(t.df),
+                                          "p_value": float(t.p_value),
+                                          "adjusted_statistic": float(t.adjusted_statistic),
+                                          "adjusted_p_value": float(t.adjusted_p_value)}
             if blrt:
                 t = bootstrap_lrt(build, data, fits[prev], res, n_boot=n_boot, n_starts=b_starts[0],
                                   n_final=b_starts[1], seed=seed + k, executor=executor, progress=progress,
                                   fit_kwargs=fit_kwargs)
                 tests[k]["blrt"] = t
                 row["blrt_p"] = t.p_value
+                res.class_tests["blrt"] = {"k_null": t.k_null, "k_alt": t.k_alt, "statistic": float(t.statistic),
+                                           "p_value": float(t.p_value), "n_boot": int(t.n_boot)}
         rows.append(row)
     table = pd.DataFrame(rows)
     picks = {c: int(table.loc[table[c].idxmin(), "k"]) for c in ("aic", "bic", "abic")}

@@ -226,3 +226,15 @@ def test_lta_blrt_runs(lta_case, lta_enum):
     assert b.replicates["error"].isna().all(), b.replicates
     assert b.p_value in {0.25, 0.5, 0.75, 1.0}
     assert np.isfinite(b.replicates["statistic"]).all()
+
+
+def test_summary_prints_the_tests_computed(table):
+    """TECH11 lines in the K-class summary, numbers parsed back = the table's."""
+    import re
+
+    res = table.fits[2]
+    text = res.summary()
+    assert "TECHNICAL 11 OUTPUT" in text and "TECHNICAL 14" not in text
+    p = float(re.search(r"TEST FOR 1 \(H0\) VERSUS 2 CLASSES\n(?:.*\n){3}\s+P-Value\s+([0-9.]+)", text).group(1))
+    assert p == pytest.approx(table.table.loc[1, "lmr_p"], abs=5e-5)
+    assert "TECHNICAL 11" not in table.fits[1].summary()

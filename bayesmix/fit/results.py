@@ -87,6 +87,9 @@ class MLResult:
         The integration check of ``fit_ml`` (models with numerical integration):
         the rule, the finer rule it was checked with, the LL there and the
         difference, and the rule it was refined from (if it was).
+    class_tests : dict
+        The LMR (TECH11) and bootstrap LRT (TECH14) of K-1 against this K when
+        ``enumerate_classes`` computed them.
     identification : dict or None
         The information-matrix check of ``fit_ml`` (``fit.identification``): the
         flat directions at the optimum, the parameters each involves, whether it is
@@ -113,6 +116,9 @@ class MLResult:
     memberships: dict = field(default_factory=dict)
     integration: dict | None = None
     identification: dict | None = None
+    #: K-1 vs K tests computed for this fit by ``enumerate_classes`` (printed by the
+    #: summary as Mplus' TECH11 / TECH14): "lmr" / "blrt" -> their numbers
+    class_tests: dict = field(default_factory=dict)
 
     #: the estimator: "ml" here, "map" for ``fit_map``'s ``MAPResult`` (fit/map.py)
     method = "ml"

@@ -234,4 +234,28 @@ def format_ml_summary(res) -> str:
     the family's own sections (``FamilyModel.summary_sections``)."""
     extra, own = res.model.summary_sections(res)
     return "\n".join(_header(res) + _fit_information(res) + _class_counts(res) + _classification(res) + _results(res, own)
-                     + _probabilities(res) + extra)
+                     + _probabilities(res) + extra + _class_test_lines(res.class_tests))
+
+
+def _class_test_lines(tests: dict) -> list[str]:
+    """Mplus' TECHNICAL 11 / 14 OUTPUT, when ``enumerate_classes`` computed them."""
+    lines = []
+    if "lmr" in tests:
+        t = tests["lmr"]
+        lines += ["", "TECHNICAL 11 OUTPUT",
+                  f"  VUONG-LO-MENDELL-RUBIN LIKELIHOOD RATIO TEST FOR {t['k_null']} (H0) VERSUS {t['k_alt']} CLASSES",
+                  f"    H0 Loglikelihood Value{t['loglik_null']:>24.3f}",
+                  f"    2 Times the Loglikelihood Difference{t['statistic']:>10.3f}",
+                  f"    Difference in the Number of Parameters{t['df']:>8d}",
+                  f"    P-Value{t['p_value']:>39.4f}",
+                  "  LO-MENDELL-RUBIN ADJUSTED LRT TEST",
+                  f"    Value{t['adjusted_statistic']:>41.3f}",
+                  f"    P-Value{t['adjusted_p_value']:>39.4f}"]
+    if "blrt" in tests:
+        t = tests["blrt"]
+        lines += ["", "TECHNICAL 14 OUTPUT",
+                  f"  PARAMETRIC BOOTSTRAPPED LIKELIHOOD RATIO TEST FOR {t['k_null']} (H0) VERSUS {t['k_alt']} CLASSES",
+                  f"    2 Times the Loglikelihood Difference{t['statistic']:>10.3f}",
+                  f"    Approximate P-Value{t['p_value']:>27.4f}",
+                  f"    Successful Bootstrap Draws{t['n_boot']:>20d}"]
+    return lines
