@@ -327,11 +327,8 @@ def test_bad_arguments_raise_before_compiling():
         G.gom(df, link="cloglog")
     with pytest.raises(bm.SpecificationError, match="structure"):
         G.gom(df, n_classes=4)
-    cont = df.assign(x=np.linspace(0.1, 3.3, 6))
-    with pytest.raises(bm.SpecificationError, match="continuous"):
-        G.gom(cont, ["y1", "x"], item_types={"x": "continuous"})
-    with pytest.raises(bm.SpecificationError, match="single level"):
-        G.gom(bm.data.prepare_wide(df.assign(g=[1, 1, 1, 2, 2, 2]), ["y1", "y2"], cluster="g"))
+    with pytest.raises(bm.SpecificationError, match="n_classes=2"):
+        G.gom(bm.data.prepare_wide(df.assign(g=[1, 1, 1, 2, 2, 2]), ["y1", "y2"], cluster="g"), n_classes=3)
     with pytest.raises(bm.SpecificationError, match="priors"):
         G.gom(df, priors={"nope": None})
     with pytest.raises(bm.DataError, match="constant"):
@@ -350,10 +347,10 @@ def example_ml(example_fam):
         return bm.fit_ml(example_fam, n_starts=3, n_final=2, seed=0, progress=False)
 
 
-def test_registered_without_a_two_level_variant():
-    # the shared registry checks (tests/test_registry.py) run on gom.example()
+def test_registered_with_a_two_level_variant():
+    # the shared registry checks (tests/test_registry.py) run on gom.example(two_level=True)
     assert bayesmix.families.REGISTRY["gom"] is G.gom
-    assert bayesmix.families.example("gom", two_level=True) is None
+    assert bayesmix.families.example("gom", two_level=True).is_two_level
 
 
 def test_simulate_shapes(example_fam, example_ml):

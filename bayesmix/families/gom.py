@@ -10,9 +10,12 @@ summed out item by item:
 
     L_j = ∫ prod_i sum_c P(C_ij = c | alpha_j) P(y_ij | C_ij = c) dN(alpha_j).
 
-Measurement: class-specific thresholds of binary or ordinal items (eq. 28 with a
-probit or logit link; an ordinal item has class-specific category probabilities
-through its K sets of ordered thresholds, the last paragraph of section 7).
+Measurement (``gom_items.ItemBlock``): class-specific thresholds of binary or
+ordinal items (eq. 28 with a probit or logit link; an ordinal item has
+class-specific category probabilities through its K sets of ordered thresholds,
+the last paragraph of section 7) and, for continuous items, class-specific means
+nu_ci with class-invariant variances theta_i (as the LCA's eq. 2). With
+continuous items the class sum of each item is taken in log space.
 
 The random class logits alpha_j = alpha + Lambda z_j, z_j ~ N(0, I_D):
 
@@ -32,6 +35,7 @@ Free parameters (real line) and default priors
 ----------------------------------------------
 =================  ====================  ===================================
 ``tau``/``tau_raw``  (class, threshold)   as the LCA (``blocks.Thresholds``)
+``nu``, ``log_theta`` (class, continuous_item), (continuous_item,): as the LCA
 ``alpha``          (class_logit,)         Normal(0, 3): E(alpha_cj) at x = 0
 ``beta``           (class_logit, covariate) Normal(0, 2.5): eq. (33), with covariates
 ``chol_log_diag``  (re,)                  Normal(0, 1.5)  (unrestricted)
@@ -66,13 +70,12 @@ from bayesmix.families.base import ClassVariable, FamilyModel, ParameterInfo, Re
 from bayesmix.families.blocks import (
     LOG_SD_BOUNDS,
     ClassLogits,
-    Thresholds,
-    category_counts,
     check_n_classes,
     reference_map,
     share_integration,
 )
 from bayesmix.families.examples import example_data
+from bayesmix.families.gom_items import ItemBlock
 from bayesmix.families.levels import check_not_constant
 
 STRUCTURES = ("unrestricted", "restricted")
@@ -120,7 +123,8 @@ def gom(
     n_classes : int
         K >= 2 item-level classes.
     item_types : None, str or dict
-        "binary" or "ordinal" (continuous items are not supported yet).
+        "binary", "ordinal" or "continuous" (class-specific means, class-invariant
+        variances: ``gom_items``), for all items or per item; inferred by default.
     covariates : list of str, optional
         Person-level predictors of the class logits, eq. (33):
         alpha_cj = alpha_c + beta_c x_j + (Lambda z_j)_c (standardise them).
@@ -173,10 +177,6 @@ def gom(
     if prepared.cluster_idx is not None and n_classes != 2:
         raise SpecificationError(f"data: two-level prepared data need n_classes=2 (got {n_classes}).")
     check_not_constant(prepared.covariate_names, prepared.covariates, "persons", "the class-logit intercept alpha")
-    cont = [it.name for it, c in zip(prepared.items, prepared.categorical_mask) if not c]
-    if cont:
-        raise SpecificationError(f"item_types: items {cont} are continuous; this GoM takes binary and ordinal "
-                                 "items only; give item_types='binary'/'ordinal' or leave those items out.")
     spec = GoMSpec(n_classes=n_classes, link=link, structure=structure, integration=integration,
                    prior_names=tuple(sorted(priors or {})), two_level=prepared.cluster_idx is not None)
     return GoMModel.build(prepared, spec, priors)
@@ -192,16 +192,12 @@ class GoMModel(FamilyModel):
         self.restricted = spec.structure == "restricted"
         self.dim = 1 if self.restricted else k - 1
         self.two_level = spec.two_level
-        self.thresholds = Thresholds(data.items, category_counts(data, np.arange(len(data.items))), spec.link, k)
-        codes = np.where(data.observed, data.y, 0).astype(int)
-        # (N, P, M) one-hot of the observed category; a missing item is all zeros
-        self.ind3 = core_items.indicator_matrix(codes, data.observed, self.thresholds.m_max).reshape(
-            data.n_persons, len(data.items), self.thresholds.m_max)
+        self.items = ItemBlock(data, spec.link, k)  # thresholds and / or normal items (gom_items)
         self.x = np.asarray(data.covariates, dtype="float64")  # (N, Q) predictors of alpha_j, eq. (33)
         self.logits_block = ClassLogits(k, self.x.shape[1], random=not self.restricted, level_eq="eq. 30/33/34")
         for name, values in self._coords().items():
             self.model.add_coord(name, values)
-        free = self.thresholds.parameters() + self.logits_block.fixed_parameters()
+        free = self.items.parameters() + self.logits_block.fixed_parameters()
         if self.restricted:
             free.append(ParameterInfo("lambda", (dims.CLASS_LOGIT,), pm.Normal.dist(0.0, 3.0),
                                       "loadings of alpha_cj on the membership factor eta_j, eq. (35)",
@@ -218,6 +214,11 @@ class GoMModel(FamilyModel):
         return self
 
     @property
+    def thresholds(self):
+        """The categorical items' ``blocks.Thresholds`` (None without categorical items)."""
+        return self.items.thresholds
+
+    @property
     def integration_dim(self) -> int:
         """Person dimensions, + 1 for the cluster intercept (nested outside them)."""
         return self.dim + int(self.two_level)
@@ -231,11 +232,8 @@ class GoMModel(FamilyModel):
     def _coords(self):
         d, k = self.data, self.spec.n_classes
         coords = {dims.CLASS: list(range(1, k + 1)),
-                  dims.PERSON: list(d.row_index) if d.row_index.is_unique else list(range(d.n_persons)),
-                  dims.ITEM: [it.name for it in d.items]}
-        coords.update(self.thresholds.coords())
-        coords[dims.RESPONSE] = [f"{it.name}#{c:g}" if isinstance(c, (int, float, np.number)) else
-                                 f"{it.name}#{c}" for it in d.items for c in it.categories]
+                  dims.PERSON: list(d.row_index) if d.row_index.is_unique else list(range(d.n_persons))}
+        coords.update(self.items.coords())
         if self.x.shape[1]:
             coords[dims.COVARIATE] = list(d.covariate_names)
         if self.two_level:
@@ -255,9 +253,9 @@ class GoMModel(FamilyModel):
         return lam
 
     def _build_graph(self, p: dict):
-        tau = self.thresholds.tau(p)
+        measurement, reported = self.items.tensors(p)
         chol = None if self.restricted else self.logits_block.chol(p)  # adds ``psi``
-        q = {"tau": tau, "alpha": p["alpha"], "beta": p.get("beta"), "lambda": p.get("lambda"), "chol": chol,
+        q = {**measurement, "alpha": p["alpha"], "beta": p.get("beta"), "lambda": p.get("lambda"), "chol": chol,
              "log_sd_between": p.get("log_sd_between")}
         if self.restricted:
             lam = p["lambda"][:, None]
@@ -266,9 +264,7 @@ class GoMModel(FamilyModel):
             pm.Deterministic("psi_between", pt.exp(2 * p["log_sd_between"]).reshape((1, 1)), dims=(dims.RE, dims.RE_BIS))
         self.observe(q, self._unit_loglik)
         pm.Deterministic("class_share", self._class_share(self.likelihood_tensors), dims=(dims.CLASS,))
-        self.thresholds.item_prob(tau, self.spec.link)
-        self.reported = [*self.thresholds.reported(),
-                         Reported("alpha", "Means of the class logits alpha_cj (eq. 30/34)")]
+        self.reported = [*reported, Reported("alpha", "Means of the class logits alpha_cj (eq. 30/34)")]
         if self.x.shape[1]:
             self.reported.append(Reported("beta", "alpha_cj ON (class-logit slopes, eq. 33)"))
         if self.restricted:
@@ -279,14 +275,6 @@ class GoMModel(FamilyModel):
                                           variance=True))
         self.reported.append(Reported("class_share", "Mean membership E P(C_ij = c)"))
 
-    def _item_probs(self, q):
-        """(N, P, K) P(y_ij | C_ij = c); 1 for a missing item."""
-        thr = self.thresholds
-        lp = core_items.category_log_probs(thr.padded(q["tau"]), thr.n_cat, self.spec.link)  # (K, P, M)
-        # one-hot sum picks the observed category; a missing item gives log 1 = 0
-        log_f = pt.sum(self.ind3[:, None, :, :] * lp[None], axis=-1)  # (N, K, P)
-        return pt.exp(log_f).dimshuffle(0, 2, 1)
-
     def _membership_at(self, q, u):
         """(B, Q, K) P(C_ij = c | alpha_j) at nodes u (B, Q, D) of z_j; B = N with
         covariates (eq. 33: the logits are person-specific)."""
@@ -295,14 +283,20 @@ class GoMModel(FamilyModel):
         logits = logits + pt.sum(u[:, :, None, :] * lam[None, None, :, :], axis=-1)
         return pt.exp(class_log_prior(logits))
 
-    def _node_loglik(self, q, f, u):
-        """(N, Q) log P(y_j | z_j = u_q): the items' class sums at nodes u (B, Q, D)."""
+    def _node_loglik(self, q, log_f, u):
+        """(N, Q) log P(y_j | z_j = u_q): the items' class sums at nodes u (B, Q, D);
+        ``log_f`` (N, P, K) from ``ItemBlock.log_f``."""
         n, n_items, k = self.data.n_persons, len(self.data.items), self.spec.n_classes
         pi = self._membership_at(q, u)  # (B, Q, K)
+        if self.items.has_continuous:
+            # a normal density has no lower bound: sum the classes in log space
+            joint = pt.log(pi)[:, :, None, :] + log_f[:, None, :, :]  # (N, Q, P, K)
+            return pt.sum(pt.logsumexp(joint, axis=-1), axis=-1)
         # P(y_ij | alpha) = sum_c pi_c f_ijc in probability space: f >= F(-15) > 0 (thresholds are
         # bounded) and sum_c pi_c = 1, so the sum is bounded away from 0 and its log is exact
         # (no logsumexp needed); for memberships shared by all persons one (N P, K) @ (K, Q)
         # product, else a broadcast sum (N, Q, P, K) (no batched matmul: slow to compile).
+        f = pt.exp(log_f)
         if self.spec.integration.adaptive or self.x.shape[1] > 0:
             p_item = pt.sum(pi[:, :, None, :] * f[:, None, :, :], axis=-1)  # (N, Q, P)
             return pt.sum(pt.log(p_item), axis=-1)
@@ -318,13 +312,13 @@ class GoMModel(FamilyModel):
 
     def _integral(self, q):
         """(unit loglik, nodes (B, Q, D), log posterior weight of each node per person
-        (N, Q), f (N, P, K)).
+        (N, Q), log f (N, P, K)).
 
         Two-level: L_j = ∫ prod_{i in j} [∫ prod_items sum_c pi_c(w, b) f dN(w)] dN(b): the
         person integral over w is evaluated at every node of the cluster intercept b (a
         kept axis of ``integrate``), the cluster integral sums the persons' logs. The
         person's posterior over the (w, b) grid is P(b | cluster data) P(w | b, y_i)."""
-        f = self._item_probs(q)
+        f = self.items.log_f(q)
         if not self.two_level:
             integral = integrate(lambda u: self._node_loglik(q, f, u), self.spec.integration, pt.eye(self.dim))
             return integral.loglik, integral.nodes, integral.log_post, f
@@ -358,10 +352,10 @@ class GoMModel(FamilyModel):
 
     def item_class_graph(self, q):
         """(N, P, K) P(C_ij = c | y_j) = E[pi_c f_ijc / sum_c' pi_c' f_ijc' | y_j]."""
-        _, nodes, log_post, f = self._integral(q)
+        _, nodes, log_post, log_f = self._integral(q)
         pi = self._membership_at(q, nodes)  # (B, Q, K)
-        joint = pi[:, :, None, :] * f[:, None, :, :]  # (N, Q, P, K)
-        post = joint / pt.sum(joint, axis=-1, keepdims=True)
+        joint = pt.log(pi)[:, :, None, :] + log_f[:, None, :, :]  # (N, Q, P, K), log space (normal items)
+        post = pt.exp(joint - pt.logsumexp(joint, axis=-1, keepdims=True))
         return pt.sum(pt.exp(log_post)[:, :, None, None] * post, axis=1)
 
     def item_class_probs(self, theta) -> np.ndarray:
@@ -389,7 +383,7 @@ class GoMModel(FamilyModel):
         """Random start: the LCA's perturbed marginal thresholds, class logits
         near 0, sd of alpha_j (or lambda) from U(1, 3)."""
         k = self.spec.n_classes
-        start = dict(self.thresholds.start(rng))
+        start = self.items.start(rng)
         start.update(self.logits_block.start_fixed(rng))
         sd = rng.uniform(*START_SD, size=k - 1)
         if self.restricted:
@@ -411,20 +405,13 @@ class GoMModel(FamilyModel):
         if self.spec.n_classes != 2:
             raise SpecificationError(f"start_from_lca: got a {self.spec.n_classes}-class GoM; the mapping is "
                                      "for K = 2 (use random starts for K > 2).")
-        tau = np.asarray(lca_natural["tau"], float)
         pi1 = float(np.clip(np.asarray(lca_natural["class_share"])[0], 1e-6, 1 - 1e-6))
         start = {"alpha": np.array([sd * stats.norm.ppf(pi1)])}
         if self.x.shape[1]:
             # P(C_j = 1 | x) = Phi((alpha + beta x) / s) against the LCA's expit(a + b x):
             # Phi^{-1}(expit(t)) ~ t / 1.7, so beta ~ s b / 1.7 (a start only)
             start["beta"] = sd * np.asarray(lca_natural.get("beta", np.zeros((1, self.x.shape[1]))), float) / 1.7
-        if self.thresholds.ordinal:
-            raw = tau.copy()
-            later = self.thresholds.thr_k > 0
-            raw[:, later] = np.log(np.maximum(np.diff(tau, axis=1)[:, later[1:]], 1e-3))
-            start["tau_raw"] = raw
-        else:
-            start["tau"] = tau
+        start.update(self.items.from_lca(lca_natural))
         if self.restricted:
             start["lambda"] = np.array([sd])
         else:
@@ -438,43 +425,39 @@ class GoMModel(FamilyModel):
         linearly (``reference_map``): alpha, the Cholesky factor (re-factored) or
         lambda are re-expressed against the new reference class."""
         perm = self._perm_dict(perms)["C"]
-        out = self.thresholds.permute(dict(values), perm)
+        out = self.items.permute(dict(values), perm)
         out = self.logits_block.permute(out, perm)
         if self.restricted and "lambda" in values:
             out["lambda"] = np.asarray(values["lambda"]) @ reference_map(perm).T
         return out
 
     def class_signature(self, values):
-        """Per class: item response probabilities F(tau)."""
-        return {"C": self.thresholds.signature(values)}
+        """Per class: item response probabilities F(tau), standardised means."""
+        return {"C": self.items.signature(values)}
 
     def profile_table(self, natural):
         if "item_prob" not in natural:
             return super().profile_table(natural)
-        return self.thresholds.profile_table(natural["item_prob"])
+        return self.items.thresholds.profile_table(natural["item_prob"])
 
     # ------------------------------------------------------------------ simulation
     def simulate(self, natural: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Draw alpha_j, item-level classes C_ij and responses at natural values
-        (tau, alpha, psi; lambda for the restricted model); missing cells stay
-        missing. Returns (y (N, P), the most frequent class of each person (N,))."""
+        (tau / nu, theta, alpha, psi; lambda for the restricted model); missing cells
+        stay missing. Returns (y (N, P), the most frequent class of each person (N,))."""
         d, k = self.data, self.spec.n_classes
-        n = d.n_persons
-        y, c_item = simulate_gom(natural, self.thresholds.thr_item, n, self.spec.link, rng, x=self.x,
-                                 cluster_idx=d.cluster_idx)
+        c_item = draw_item_classes(natural, d.n_persons, len(d.items), rng, x=self.x, cluster_idx=d.cluster_idx)
+        y = self.items.draw(natural, c_item, rng)
         y[~d.observed] = np.nan
         counts = np.stack([(c_item == c).sum(axis=1) for c in range(k)], axis=1)
         return y, counts.argmax(axis=1)
 
 
-def simulate_gom(natural, thr_item, n, link, rng, x=None, cluster_idx=None):
-    """(y (N, P), C_ij (N, P) 0-based) drawn from the GoM at natural values: ``tau``
-    (K, T), ``alpha`` (K-1,) and ``lambda`` (K-1,) (restricted, eq. 35) or ``psi``
-    (K-1, K-1), ``beta`` (K-1, Q) with ``x`` (N, Q) (eq. 33), ``psi_between`` (1, 1) with
-    ``cluster_idx`` (N,) (two-level: b_j added to every person's logit of cluster j);
-    ``thr_item`` (T,) the item of each threshold column."""
-    tau = np.asarray(natural["tau"], float)
-    k, n_items = tau.shape[0], int(np.max(thr_item)) + 1
+def draw_item_classes(natural, n, n_items, rng, x=None, cluster_idx=None):
+    """C_ij (N, P) 0-based: alpha_j from ``alpha`` (K-1,) and ``lambda`` (K-1,)
+    (restricted, eq. 35) or ``psi`` (K-1, K-1), + ``beta`` (K-1, Q) x_j (eq. 33),
+    + b_j ~ N(0, ``psi_between``) of the person's cluster (two-level); then a class
+    per item from softmax(alpha_j, 0)."""
     alpha = np.asarray(natural["alpha"], float)
     if "lambda" in natural:
         a = alpha[None, :] + rng.standard_normal((n, 1)) * np.asarray(natural["lambda"], float)[None, :]
@@ -485,15 +468,24 @@ def simulate_gom(natural, thr_item, n, link, rng, x=None, cluster_idx=None):
     if cluster_idx is not None and "psi_between" in natural:
         b = rng.standard_normal(int(np.max(cluster_idx)) + 1) * np.sqrt(float(np.ravel(natural["psi_between"])[0]))
         a = a + b[np.asarray(cluster_idx)][:, None]
+    k = alpha.size + 1
     pi = special.softmax(np.concatenate([a, np.zeros((n, 1))], axis=1), axis=1)  # (N, K)
     u = rng.random((n, n_items))
-    c_item = (pi.cumsum(axis=1)[:, None, :] <= u[:, :, None]).sum(axis=-1).clip(0, k - 1)
+    return (pi.cumsum(axis=1)[:, None, :] <= u[:, :, None]).sum(axis=-1).clip(0, k - 1)
+
+
+def simulate_gom(natural, thr_item, n, link, rng, x=None, cluster_idx=None):
+    """(y (N, P), C_ij (N, P) 0-based) drawn from a GoM of categorical items at
+    natural values (``draw_item_classes``; ``tau`` (K, T), ``thr_item`` (T,) the
+    item of each threshold column)."""
+    tau = np.asarray(natural["tau"], float)
+    n_items = int(np.max(thr_item)) + 1
+    c_item = draw_item_classes(natural, n, n_items, rng, x=x, cluster_idx=cluster_idx)
     dist = stats.logistic if link == "logit" else stats.norm
     y = np.empty((n, n_items))
     for p in range(n_items):
         thr = tau[c_item[:, p]][:, thr_item == p]  # (N, m-1)
-        ystar = dist.rvs(size=n, random_state=rng)
-        y[:, p] = (ystar[:, None] > thr).sum(axis=1)
+        y[:, p] = (dist.rvs(size=n, random_state=rng)[:, None] > thr).sum(axis=1)
     return y, c_item
 
 
