@@ -28,7 +28,7 @@ from bayesmix.exceptions import (
     DataMismatchError,
     FormatVersionError,
 )
-from bayesmix.families import REGISTRY, gom, lca, lta, mixture_regression, within_between
+from bayesmix.families import REGISTRY, fma, fma_gom, gom, irt_2pl, irt_3pl, lca, lta, mixture_regression, within_between
 from bayesmix.families.lta_derived import lta_r_squared, most_likely_paths, pattern_probabilities, transition_table
 from bayesmix.fit.bayes import compare_ml_bayes, sample
 from bayesmix.fit.compiled import get_backend, set_backend
@@ -48,7 +48,7 @@ __all__ = [
     "BayesmixError", "BayesmixWarning", "ConvergenceWarning", "DataError", "DroppedRowsWarning", "FitError", "IdentificationWarning", "IntegrationWarning", "ItemTypeWarning", "MissingCodeWarning",
     "Integration", "LabelSwitchingWarning", "LRTest", "MLResult", "REGISTRY", "SimulationDesign", "SimulationResult", "SpecificationError",
     "StartsWarning",
-    "check_integration", "compare_fits", "compare_ml_bayes", "dataset_items", "fit_laplace", "fit_map", "fit_ml", "MAPResult", "icc", "sample", "gom", "lca", "lta", "lta_r_squared", "most_likely_paths", "pattern_probabilities", "transition_table", "mixture_regression", "within_between", "list_datasets", "load_dataset", "lr_test",
+    "check_integration", "compare_fits", "compare_ml_bayes", "dataset_items", "fit_laplace", "fit_map", "fit_ml", "MAPResult", "icc", "sample", "fma", "fma_gom", "gom", "irt_2pl", "irt_3pl", "lca", "lta", "lta_r_squared", "most_likely_paths", "pattern_probabilities", "transition_table", "mixture_regression", "within_between", "list_datasets", "load_dataset", "lr_test",
     "prepare_wide", "run_simulation", "get_backend", "set_backend",
     "PredictiveChecks", "predictive_checks",
     "save", "load", "predict_classes", "ClassPrediction", "PersistenceError", "DataMismatchError", "FormatVersionError",

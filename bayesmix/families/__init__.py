@@ -13,7 +13,9 @@ import sys
 from bayesmix.families.base import ClassVariable, FamilyModel, ParameterInfo, Reported
 from bayesmix.families.calls import record_calls
 from bayesmix.families.fma import FMAModel, fma
+from bayesmix.families.fma_gom import FMAGoMModel, fma_gom
 from bayesmix.families.gom import GoMModel, gom
+from bayesmix.families.irt import IRTModel, irt_2pl, irt_3pl
 from bayesmix.families.lca import LCAModel, lca
 from bayesmix.families.lta import LTAModel, lta
 from bayesmix.families.mixture_regression import RegressionModel, mixture_regression
@@ -21,7 +23,9 @@ from bayesmix.families.within_between import WithinBetweenModel, within_between
 
 REGISTRY = {
     "fma": fma,
+    "fma_gom": fma_gom,
     "gom": gom,
+    "irt_3pl": irt_3pl,
     "lca": lca,
     "lta": lta,
     "mixture_regression": mixture_regression,
@@ -39,5 +43,5 @@ def example(name: str, two_level: bool = False):
     return module.example(two_level)
 
 
-__all__ = ["example", "REGISTRY", "ClassVariable", "FamilyModel", "FMAModel", "fma", "GoMModel", "gom", "LCAModel", "LTAModel", "lta", "ParameterInfo", "RegressionModel", "Reported",
+__all__ = ["example", "REGISTRY", "ClassVariable", "FamilyModel", "FMAModel", "fma", "FMAGoMModel", "fma_gom", "GoMModel", "gom", "IRTModel", "irt_2pl", "irt_3pl", "LCAModel", "LTAModel", "lta", "ParameterInfo", "RegressionModel", "Reported",
            "WithinBetweenModel", "lca", "mixture_regression", "within_between"]

@@ -235,6 +235,9 @@ class ClassVariable:
     label: str = ""
     logit_variance: str | None = None
     logit_intercept: str | None = None
+    #: False when the labels are fixed by the model's structure (the 3PL's guessing class,
+    #: eq. 45): nothing relabels it (fit.relabel.groups leaves it out)
+    exchangeable: bool = True
 
     @property
     def relabel_group(self) -> str:

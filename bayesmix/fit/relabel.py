@@ -37,7 +37,7 @@ def groups(model) -> dict[str, int]:
     """Relabelling group -> number of classes (groups with K >= 2 only)."""
     out = {}
     for cv in model.class_variables:
-        if cv.n_classes > 1:
+        if cv.n_classes > 1 and cv.exchangeable:
             out.setdefault(cv.relabel_group, cv.n_classes)
     return out
 
