@@ -97,6 +97,7 @@ class GoMSpec:
     integration: Integration = field(default_factory=Integration)
     prior_names: tuple[str, ...] = ()
     two_level: bool = False  # a cluster random intercept in the class logit (K = 2)
+    item_logits: bool = False  # item-specific class-logit intercepts gamma_ci (eq. 44)
 
 
 def gom(
@@ -109,6 +110,7 @@ def gom(
     cluster: str | None = None,
     link: str = "logit",
     structure: str = "unrestricted",
+    item_logits: bool = False,
     integration="trapezoid",
     priors: dict | None = None,
 ) -> "GoMModel":
@@ -137,6 +139,11 @@ def gom(
     structure : {"unrestricted", "restricted"}
         Var(alpha_j) free (K-1 dimensions, eq. 34) or the one-factor model of
         eq. (35) (one dimension).
+    item_logits : bool
+        Item-specific covariates of the class logit as item indicators (eq. 44):
+        logit P(C_ij = c | alpha_j) = gamma_ci + beta_c x_j + (Lambda z_j)_c, one
+        intercept per item and class (``gamma``); the common mean alpha_c is then
+        absorbed by gamma (E(Lambda z_j) = 0) and not a parameter.
     integration : str, dict or Integration
         Rule for the person integral over alpha_j (default trapezoid, 61 points
         in one dimension, 31 per dimension in two). Two-level: a product rule
@@ -177,7 +184,10 @@ def gom(
     if prepared.cluster_idx is not None and n_classes != 2:
         raise SpecificationError(f"data: two-level prepared data need n_classes=2 (got {n_classes}).")
     check_not_constant(prepared.covariate_names, prepared.covariates, "persons", "the class-logit intercept alpha")
+    if not isinstance(item_logits, (bool, np.bool_)):
+        raise SpecificationError(f"item_logits: got {item_logits!r}; give True or False.")
     spec = GoMSpec(n_classes=n_classes, link=link, structure=structure, integration=integration,
+                   item_logits=bool(item_logits),
                    prior_names=tuple(sorted(priors or {})), two_level=prepared.cluster_idx is not None)
     return GoMModel.build(prepared, spec, priors)
 
@@ -197,7 +207,11 @@ class GoMModel(FamilyModel):
         self.logits_block = ClassLogits(k, self.x.shape[1], random=not self.restricted, level_eq="eq. 30/33/34")
         for name, values in self._coords().items():
             self.model.add_coord(name, values)
-        free = self.items.parameters() + self.logits_block.fixed_parameters()
+        free = self.items.parameters() + [p for p in self.logits_block.fixed_parameters()
+                                          if not (spec.item_logits and p.name == "alpha")]
+        if spec.item_logits:
+            free.append(ParameterInfo("gamma", (dims.CLASS_LOGIT, dims.OBSERVED_ITEM), pm.Normal.dist(0.0, 3.0),
+                                      "item-specific class-logit intercepts gamma_ci, eq. (44)"))
         if self.restricted:
             free.append(ParameterInfo("lambda", (dims.CLASS_LOGIT,), pm.Normal.dist(0.0, 3.0),
                                       "loadings of alpha_cj on the membership factor eta_j, eq. (35)",
@@ -227,12 +241,14 @@ class GoMModel(FamilyModel):
     def class_variables(self) -> tuple[ClassVariable, ...]:
         return (ClassVariable("C", dims.CLASS, self.spec.n_classes, (dims.PERSON,), "class_share",
                               label="item-level class (GoM scores per person)",
-                              logit_variance="psi", logit_intercept="alpha"),)
+                              logit_variance="psi",
+                              logit_intercept=None if self.spec.item_logits else "alpha"),)
 
     def _coords(self):
         d, k = self.data, self.spec.n_classes
         coords = {dims.CLASS: list(range(1, k + 1)),
-                  dims.PERSON: list(d.row_index) if d.row_index.is_unique else list(range(d.n_persons))}
+                  dims.PERSON: list(d.row_index) if d.row_index.is_unique else list(range(d.n_persons)),
+                  dims.OBSERVED_ITEM: [str(it.name) for it in d.items]}  # every column (gamma, the data node)
         coords.update(self.items.coords())
         if self.x.shape[1]:
             coords[dims.COVARIATE] = list(d.covariate_names)
@@ -255,7 +271,9 @@ class GoMModel(FamilyModel):
     def _build_graph(self, p: dict):
         measurement, reported = self.items.tensors(p)
         chol = None if self.restricted else self.logits_block.chol(p)  # adds ``psi``
-        q = {**measurement, "alpha": p["alpha"], "beta": p.get("beta"), "lambda": p.get("lambda"), "chol": chol,
+        alpha = pt.zeros((self.spec.n_classes - 1,)) if self.spec.item_logits else p["alpha"]
+        q = {**measurement, "alpha": alpha, "gamma": p.get("gamma"), "beta": p.get("beta"),
+             "lambda": p.get("lambda"), "chol": chol,
              "log_sd_between": p.get("log_sd_between")}
         if self.restricted:
             lam = p["lambda"][:, None]
@@ -264,7 +282,8 @@ class GoMModel(FamilyModel):
             pm.Deterministic("psi_between", pt.exp(2 * p["log_sd_between"]).reshape((1, 1)), dims=(dims.RE, dims.RE_BIS))
         self.observe(q, self._unit_loglik)
         pm.Deterministic("class_share", self._class_share(self.likelihood_tensors), dims=(dims.CLASS,))
-        self.reported = [*reported, Reported("alpha", "Means of the class logits alpha_cj (eq. 30/34)")]
+        self.reported = [*reported, Reported("gamma", "Item-specific class-logit intercepts gamma_ci (eq. 44)")
+                         if self.spec.item_logits else Reported("alpha", "Means of the class logits alpha_cj (eq. 30/34)")]
         if self.x.shape[1]:
             self.reported.append(Reported("beta", "alpha_cj ON (class-logit slopes, eq. 33)"))
         if self.restricted:
@@ -276,31 +295,34 @@ class GoMModel(FamilyModel):
         self.reported.append(Reported("class_share", "Mean membership E P(C_ij = c)"))
 
     def _membership_at(self, q, u):
-        """(B, Q, K) P(C_ij = c | alpha_j) at nodes u (B, Q, D) of z_j; B = N with
-        covariates (eq. 33: the logits are person-specific)."""
+        """(B, Q, P or 1, K) P(C_ij = c | alpha_j) at nodes u (B, Q, D) of z_j; B = N
+        with covariates (eq. 33: the logits are person-specific); the item axis has
+        length P with item-specific intercepts (eq. 44), else 1."""
         lam = self._loading(q)
         logits = self.logits_block.logits(q, self.x)[:, None, :]  # (1 or N, 1, K-1)
-        logits = logits + pt.sum(u[:, :, None, :] * lam[None, None, :, :], axis=-1)
+        logits = (logits + pt.sum(u[:, :, None, :] * lam[None, None, :, :], axis=-1))[:, :, None, :]
+        if self.spec.item_logits:
+            logits = logits + q["gamma"].T[None, None, :, :]  # (B, Q, P, K-1)
         return pt.exp(class_log_prior(logits))
 
     def _node_loglik(self, q, log_f, u):
         """(N, Q) log P(y_j | z_j = u_q): the items' class sums at nodes u (B, Q, D);
         ``log_f`` (N, P, K) from ``ItemBlock.log_f``."""
         n, n_items, k = self.data.n_persons, len(self.data.items), self.spec.n_classes
-        pi = self._membership_at(q, u)  # (B, Q, K)
+        pi = self._membership_at(q, u)  # (B, Q, P or 1, K)
         if self.items.has_continuous:
             # a normal density has no lower bound: sum the classes in log space
-            joint = pt.log(pi)[:, :, None, :] + log_f[:, None, :, :]  # (N, Q, P, K)
+            joint = pt.log(pi) + log_f[:, None, :, :]  # (N, Q, P, K)
             return pt.sum(pt.logsumexp(joint, axis=-1), axis=-1)
         # P(y_ij | alpha) = sum_c pi_c f_ijc in probability space: f >= F(-15) > 0 (thresholds are
         # bounded) and sum_c pi_c = 1, so the sum is bounded away from 0 and its log is exact
         # (no logsumexp needed); for memberships shared by all persons one (N P, K) @ (K, Q)
         # product, else a broadcast sum (N, Q, P, K) (no batched matmul: slow to compile).
         f = pt.exp(log_f)
-        if self.spec.integration.adaptive or self.x.shape[1] > 0:
-            p_item = pt.sum(pi[:, :, None, :] * f[:, None, :, :], axis=-1)  # (N, Q, P)
+        if self.spec.integration.adaptive or self.x.shape[1] > 0 or self.spec.item_logits:
+            p_item = pt.sum(pi * f[:, None, :, :], axis=-1)  # (N, Q, P)
             return pt.sum(pt.log(p_item), axis=-1)
-        p_item = pt.dot(f.reshape((n * n_items, k)), pi[0].T).reshape((n, n_items, -1))  # (N, P, Q)
+        p_item = pt.dot(f.reshape((n * n_items, k)), pi[0, :, 0].T).reshape((n, n_items, -1))  # (N, P, Q)
         return pt.sum(pt.log(p_item), axis=1)
 
     def _level_rules(self):
@@ -347,14 +369,14 @@ class GoMModel(FamilyModel):
         """{"C": (N, K)} GoM scores E[P(C_ij = c | alpha_j) | y_j]: the membership
         probabilities averaged over the person's posterior at the nodes."""
         _, nodes, log_post, _ = self._integral(q)
-        pi = self._membership_at(q, nodes)  # (B, Q, K)
+        pi = pt.mean(self._membership_at(q, nodes), axis=2)  # (B, Q, K), averaged over items (eq. 44)
         return {"C": pt.sum(pt.exp(log_post)[:, :, None] * pi, axis=1)}
 
     def item_class_graph(self, q):
         """(N, P, K) P(C_ij = c | y_j) = E[pi_c f_ijc / sum_c' pi_c' f_ijc' | y_j]."""
         _, nodes, log_post, log_f = self._integral(q)
-        pi = self._membership_at(q, nodes)  # (B, Q, K)
-        joint = pt.log(pi)[:, :, None, :] + log_f[:, None, :, :]  # (N, Q, P, K), log space (normal items)
+        pi = self._membership_at(q, nodes)  # (B, Q, P or 1, K)
+        joint = pt.log(pi) + log_f[:, None, :, :]  # (N, Q, P, K), log space (normal items)
         post = pt.exp(joint - pt.logsumexp(joint, axis=-1, keepdims=True))
         return pt.sum(pt.exp(log_post)[:, :, None, None] * post, axis=1)
 
@@ -375,7 +397,7 @@ class GoMModel(FamilyModel):
         # shares (a near step in z when Var(alpha_j) is huge)
         z, logw = share_integration(self.integration_dim).nodes(self.integration_dim)
         u = pt.as_tensor(z)[None]  # (1, Q, D)
-        pi = self._membership_at(q, u)  # (1 or N, Q, K)
+        pi = pt.mean(self._membership_at(q, u), axis=2)  # (1 or N, Q, K), averaged over items
         return pt.mean(pt.sum(np.exp(logw)[None, :, None] * pi, axis=1), axis=0)
 
     # ------------------------------------------------------------------ fitting hooks
@@ -385,6 +407,9 @@ class GoMModel(FamilyModel):
         k = self.spec.n_classes
         start = self.items.start(rng)
         start.update(self.logits_block.start_fixed(rng))
+        if self.spec.item_logits:  # the common mean of the draw, spread a little over the items
+            a = start.pop("alpha")
+            start["gamma"] = a[:, None] + rng.normal(0.0, 0.3, size=(k - 1, len(self.data.items)))
         sd = rng.uniform(*START_SD, size=k - 1)
         if self.restricted:
             start["lambda"] = sd
@@ -406,7 +431,9 @@ class GoMModel(FamilyModel):
             raise SpecificationError(f"start_from_lca: got a {self.spec.n_classes}-class GoM; the mapping is "
                                      "for K = 2 (use random starts for K > 2).")
         pi1 = float(np.clip(np.asarray(lca_natural["class_share"])[0], 1e-6, 1 - 1e-6))
-        start = {"alpha": np.array([sd * stats.norm.ppf(pi1)])}
+        alpha = np.array([sd * stats.norm.ppf(pi1)])
+        start = {"gamma": np.repeat(alpha[:, None], len(self.data.items), axis=1)} if self.spec.item_logits \
+            else {"alpha": alpha}
         if self.x.shape[1]:
             # P(C_j = 1 | x) = Phi((alpha + beta x) / s) against the LCA's expit(a + b x):
             # Phi^{-1}(expit(t)) ~ t / 1.7, so beta ~ s b / 1.7 (a start only)
@@ -426,7 +453,7 @@ class GoMModel(FamilyModel):
         lambda are re-expressed against the new reference class."""
         perm = self._perm_dict(perms)["C"]
         out = self.items.permute(dict(values), perm)
-        out = self.logits_block.permute(out, perm)
+        out = self.logits_block.permute(out, perm, extra=("gamma",))
         if self.restricted and "lambda" in values:
             out["lambda"] = np.asarray(values["lambda"]) @ reference_map(perm).T
         return out
@@ -458,7 +485,8 @@ def draw_item_classes(natural, n, n_items, rng, x=None, cluster_idx=None):
     (restricted, eq. 35) or ``psi`` (K-1, K-1), + ``beta`` (K-1, Q) x_j (eq. 33),
     + b_j ~ N(0, ``psi_between``) of the person's cluster (two-level); then a class
     per item from softmax(alpha_j, 0)."""
-    alpha = np.asarray(natural["alpha"], float)
+    alpha = np.asarray(natural["alpha"], float) if "alpha" in natural else \
+        np.zeros(np.shape(natural["gamma"])[0])  # item_logits: E alpha_cj = 0, the items' gamma_ci added below
     if "lambda" in natural:
         a = alpha[None, :] + rng.standard_normal((n, 1)) * np.asarray(natural["lambda"], float)[None, :]
     else:
@@ -469,9 +497,12 @@ def draw_item_classes(natural, n, n_items, rng, x=None, cluster_idx=None):
         b = rng.standard_normal(int(np.max(cluster_idx)) + 1) * np.sqrt(float(np.ravel(natural["psi_between"])[0]))
         a = a + b[np.asarray(cluster_idx)][:, None]
     k = alpha.size + 1
-    pi = special.softmax(np.concatenate([a, np.zeros((n, 1))], axis=1), axis=1)  # (N, K)
+    a = np.broadcast_to(a[:, None, :], (n, n_items, k - 1))
+    if "gamma" in natural:
+        a = a + np.asarray(natural["gamma"], float).T[None]  # (N, P, K-1), eq. (44)
+    pi = special.softmax(np.concatenate([a, np.zeros((n, n_items, 1))], axis=-1), axis=-1)  # (N, P, K)
     u = rng.random((n, n_items))
-    return (pi.cumsum(axis=1)[:, None, :] <= u[:, :, None]).sum(axis=-1).clip(0, k - 1)
+    return (pi.cumsum(axis=-1) <= u[:, :, None]).sum(axis=-1).clip(0, k - 1)
 
 
 def simulate_gom(natural, thr_item, n, link, rng, x=None, cluster_idx=None):
