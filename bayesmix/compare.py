@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from bayesmix.core.quadrature import as_integration
-from bayesmix.derived import icc
+from bayesmix.derived import icc_from_variance
 from bayesmix.exceptions import SpecificationError
 from bayesmix.fit.compiled import compiled
 from bayesmix.fit.results import MLResult
@@ -190,7 +190,9 @@ def lr_test(restricted, full, *, ll_tol: float = 1e-6) -> LRTest:
         n not in restricted.natural or np.size(full.natural[n]) > np.size(restricted.natural[n]))]
     high_icc = None
     if _logit_variances(full):
-        values = icc(full)["icc"].to_numpy(dtype=float)
+        # the estimate only (no SE needed here): the ICC's one definition at the fit's values
+        values = np.concatenate([icc_from_variance(np.diag(np.atleast_2d(full.natural[n])))
+                                 for n in _logit_variances(full)])
         if np.any(values > ICC_BETWEEN):
             high_icc = float(np.max(values))
     if adds_variance or high_icc is not None:
