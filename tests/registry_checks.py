@@ -133,7 +133,28 @@ def check_fit_and_summary(fam):
             props = res.class_proportions(cv.name)
             np.testing.assert_allclose(props["model"].sum(), 1.0, atol=1e-8)
             assert 0.0 <= res.entropy_of(cv.name) <= 1.0
+    check_predictive(fam, res)
     return res
+
+
+def check_predictive(fam, res):
+    """The mixture predictive checks run on every family (bootstrap at the fit):
+    replicates keep the data's shape and missing cells, the observed endorsement
+    of each categorical column is the data's."""
+    checks = bm.predictive_checks(res, n_reps=3, seed=1)
+    assert checks.y_rep.shape == (3, *fam.data.y.shape)
+    np.testing.assert_array_equal(np.isnan(checks.y_rep[0]), ~fam.data.observed)
+    end = checks.endorsement()
+    assert len(end) == sum(len(it.categories) if it.is_categorical else 1 for it in fam.data.items)
+    for j, it in enumerate(fam.data.items):
+        rows = end[end["item"] == str(it.name)]
+        seen = fam.data.observed[:, j]
+        if it.is_categorical:
+            np.testing.assert_allclose(rows["observed"], [np.mean(fam.data.y[seen, j] == k)
+                                                          for k in range(len(it.categories))], atol=1e-12)
+    if fam.data.cluster_idx is not None:
+        assert len(checks.item_icc()) == len(fam.data.items)
+        assert len(checks.cluster_shares()) == 4 * fam.n_classes
 
 
 def fake_posterior(fam, res, n_chain=2, n_draw=12, seed=0):
