@@ -196,8 +196,9 @@ def compare_loo(posteriors, *, method: str = "stacking") -> pd.DataFrame:
     -------
     DataFrame
         ArviZ's comparison table, unrounded (rank, elpd, p, elpd_diff, weight, se,
-        dse, warning) plus ``unit`` and ``n_pareto_k_over_0.7`` (units whose
-        importance weights are unreliable: refit those or use K-fold CV).
+        dse, warning) plus ``unit``, ``pareto_k_threshold`` (ArviZ's, from the number of
+        draws) and ``n_bad_pareto_k`` (units above it, whose importance weights are
+        unreliable: refit those or use K-fold CV).
     """
     import arviz as az
 
@@ -220,12 +221,13 @@ def compare_loo(posteriors, *, method: str = "stacking") -> pd.DataFrame:
         raise SpecificationError(f"compare_loo: posteriors {differ} have other units ({units[differ[0]][0]}: "
                                  f"{len(units[differ[0]][1])}) than the first ({first[0]}: {len(first[1])}); LOO "
                                  "compares models of the same data only.")
-    labels = {str(k): v for k, v in posteriors.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # ArviZ repeats the Pareto-k warning per model
-        table = az.compare(labels, method=method, var_name="loglik", round_to="none")
-        ks = {lab: int(np.sum(np.asarray(az.loo(dt, var_name="loglik", pointwise=True).pareto_k) > 0.7))
-              for lab, dt in labels.items()}
+        loos = {str(k): az.loo(dt, var_name="loglik", pointwise=True) for k, dt in posteriors.items()}
+        table = az.compare(loos, method=method, round_to="none")  # one PSIS-LOO per model, reused
     table["unit"] = first[0]
-    table["n_pareto_k_over_0.7"] = [ks[str(i)] for i in table.index]
+    # ArviZ's own threshold: it depends on the number of draws (0.7 only for >= 2200 draws)
+    table["pareto_k_threshold"] = [float(loos[str(i)].good_k) for i in table.index]
+    table["n_bad_pareto_k"] = [int(np.sum(np.asarray(loos[str(i)].pareto_k) > loos[str(i)].good_k))
+                               for i in table.index]
     return table

@@ -270,6 +270,7 @@ class Compiled:
         self.unit_ll = self._replace_all([fam.loglik_graph()])[0]
         self.total_ll = pt.sum(self.unit_ll)
         self._fns = {}
+        self._second_order_memo = (None, None)
 
     def _replace_all(self, graphs):
         """Value variables -> slices of theta, and data in shared variables (the
@@ -419,6 +420,13 @@ class Compiled:
         against 2P + 1 evaluations of already compiled functions here.
         """
         theta = np.asarray(theta, dtype="float64")
+        # the last result is kept: fit_ml computes it at the optimum and the LMR test
+        # (enumerate_lrt.vlmr_matrix) asks for it again at res.theta (2P + 1 evaluations).
+        # The per-unit LLs are part of the key, so data swapped in by set_data (shared
+        # variables, same compiled function) never return a stale result.
+        key = (theta.tobytes(), rel_step, get_backend(), self.unit_loglik(theta).tobytes())
+        if self._second_order_memo[0] == key:
+            return {k: v.copy() for k, v in self._second_order_memo[1].items()}
         p = theta.size
         hess = np.empty((p, p))
         scores = np.empty((self.unit_loglik(theta).size, p))
@@ -434,7 +442,9 @@ class Compiled:
             hess[:, j] = (grad_up - grad_down) / (2 * h)
             scores[:, j] = (unit_up - unit_down) / (2 * h)
             jac[:, j] = (self._flat_reported(up) - self._flat_reported(down)) / (2 * h)
-        return {"hessian": 0.5 * (hess + hess.T), "scores": scores, "jacobian": jac}
+        out = {"hessian": 0.5 * (hess + hess.T), "scores": scores, "jacobian": jac}
+        self._second_order_memo = (key, {k: v.copy() for k, v in out.items()})
+        return out
 
     def _flat_reported(self, theta):
         rep = self.reported(theta)
