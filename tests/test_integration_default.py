@@ -105,7 +105,7 @@ def test_stopping_at_the_iteration_limit_is_reported():
 class _Quadratic:
     """LL = -(x - 20)^2 per element: its maximum lies outside a +-15 box."""
 
-    def ll_and_grad(self, x):
+    def value_and_grad(self, x):  # the objective interface of fit/ml.py (LogLikelihood)
         return float(-np.sum((x - 20.0) ** 2)), -2.0 * (x - 20.0)
 
     def second_order(self, x):
