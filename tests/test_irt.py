@@ -76,7 +76,7 @@ def fams_probit():
     return {p: I.irt_3pl(tiny(), link="probit", parameterization=p, integration=DENSE) for p in ("direct", "fma_gom")}
 
 
-@pytest.mark.parametrize("link", ["logit", "probit"])
+@pytest.mark.parametrize("link", [pytest.param("logit", marks=pytest.mark.slow), "probit"])
 def test_3pl_likelihood_quad(link, fams_probit):
     fam = fams_probit["direct"] if link == "probit" else I.irt_3pl(tiny(), link=link, integration=DENSE)
     got = compiled(fam).unit_loglik(direct_point(fam, A, B, G3))
@@ -159,6 +159,7 @@ def both_fits():
     return out
 
 
+@pytest.mark.slow
 def test_fitted_parameterizations_agree(both_fits):
     """The fitted LLs agree within optimizer tolerance (both end with Newton steps,
     gradient ~1e-10), and the fma_gom fit mapped by eq. (48)-(50) gives the direct g, a, b

@@ -52,7 +52,9 @@ def _summary_value(text, label):
 
 
 # ---------------------------------------------------------------- every family
-@pytest.fixture(scope="module", params=sorted(bm.REGISTRY))
+# the default run keeps two families (one exact, one integrated); every family under -m slow
+@pytest.fixture(scope="module", params=[n if n in ("lca", "gom") else pytest.param(n, marks=pytest.mark.slow)
+                                        for n in sorted(bm.REGISTRY)])
 def family_fit(request):
     fam = _example(request.param)
     with warnings.catch_warnings():
