@@ -81,7 +81,9 @@ def test_posterior_predictive_is_the_lca_distribution():
                                         "alpha": np.array([-0.6])})
     dt = _posterior(fam, theta, n_draws=300)
     with fam.model:
-        ppc = pm.sample_posterior_predictive(dt, var_names=["y"], random_seed=3, progressbar=False)
+        # the simulator is Python: a JAX default mode cannot compile it (README, "Plain PyMC")
+        ppc = pm.sample_posterior_predictive(dt, var_names=["y"], random_seed=3, progressbar=False,
+                                             compile_kwargs={"mode": "FAST_COMPILE"})
     y = ppc["posterior_predictive"]["y"].to_numpy()[0]  # (draw, person, item)
     assert np.isnan(y).sum() == 300 * (~fam.data.observed).sum()
     share = special.softmax([-0.6, 0.0])
