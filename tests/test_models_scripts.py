@@ -69,7 +69,7 @@ def test_table5_gom_vs_lca_quick(tmp_path):
 def test_table6_lca_fma_fmagom_quick():
     """Table 6 (section 8) in quick mode (200 x 12 simulated items): the parameter counts
     2P + 1 / 3P + 2 / 3P + 3 (37/56/57 at 18 items), LCA below FMA and FMA-GoM, an ICC in [0, 1].
-    Slow: ~1-4 min quick on the shared 2-core machine (three 1-D/2-D integrated fits + compiles)."""
+    Slow: 28 s quick at load 5, 108 s at load 10 on the shared 2-core machine (three fits + compiles)."""
     table6 = _load("table6_lca_fma_fmagom")
     assert [table6.TRUTH[k].shape for k in ("tau", "lambda")] == [(2, 18), (18,)]
     out = table6.run(quick=True)
@@ -92,7 +92,7 @@ def test_table6_lca_fma_fmagom_quick():
 def test_irt_3pl_ability_quick():
     """Section 9 in quick mode (500 x 8 ability items): the 3PL fitted directly and as the
     constrained FMA-GoM reach the same LL (< 1e-6) and the same g, a, b; the 2PL is below.
-    Slow: ~1 min quick under load (three fits, two compiles per model)."""
+    Slow: 31 s quick at load 5, 75 s at load 10 (three fits, two compiles per model)."""
     irt = _load("irt_3pl_ability")
     out = irt.run(quick=True)
     assert abs(out["ll_gap"]) < 1e-6
