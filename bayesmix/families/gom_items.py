@@ -44,6 +44,7 @@ class ItemBlock:
             # (N, P_cat, M) one-hot of the observed category; a missing item is all zeros
             self.ind3 = core_items.indicator_matrix(codes, obs[:, cat], self.thresholds.m_max).reshape(
                 data.n_persons, len(self.cat_items), self.thresholds.m_max)
+            self.onehot = self.ind3.reshape(data.n_persons, -1)  # (N, P_cat M), item major
         self.normal = None
         if self.cont_items:
             self.y_cont = np.where(obs[:, ~cat], y[:, ~cat], 0.0)
@@ -81,12 +82,17 @@ class ItemBlock:
             self.thresholds.item_prob(tau, self.link)
         return {"tau": tau, "nu": p.get("nu"), "theta": theta}, reported
 
+    def category_log_probs(self, q: dict):
+        """(K, P_cat, M) log P(y_ij = m | C_ij = c) of the categorical items (0 for
+        a padded category)."""
+        thr = self.thresholds
+        return core_items.category_log_probs(thr.padded(q["tau"]), thr.n_cat, self.link)
+
     def log_f(self, q: dict):
         """(N, P, K) log P(y_ij | C_ij = c) in the data's column order; 0 if missing."""
         parts = []
         if self.thresholds is not None:
-            thr = self.thresholds
-            lp = core_items.category_log_probs(thr.padded(q["tau"]), thr.n_cat, self.link)  # (K, P_cat, M)
+            lp = self.category_log_probs(q)  # (K, P_cat, M)
             # the one-hot sum picks the observed category; a missing item gives log 1 = 0
             parts.append(pt.sum(self.ind3[:, None, :, :] * lp[None], axis=-1).dimshuffle(0, 2, 1))
         if self.normal is not None:
