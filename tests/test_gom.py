@@ -303,6 +303,50 @@ def test_gom_tends_to_lca_as_variance_grows(nested_fits):
         assert abs(s * g - coef) < 0.05 * abs(coef), (s, g, coef)
 
 
+def lca_loglik(y, tau, share):
+    """Brute-force LCA log-likelihood of binary data (logit; nan = missing)."""
+    p1 = special.expit(-np.asarray(tau))  # (K, P) P(y = 1 | c)
+    obs = ~np.isnan(y)
+    yy = np.where(obs, y, 0.0)
+    log_f = (obs[:, None, :] * (yy[:, None, :] * np.log(p1)[None] + (1 - yy[:, None, :]) * np.log1p(-p1)[None])).sum(-1)
+    return float(special.logsumexp(log_f + np.log(share)[None], axis=1).sum())
+
+
+def test_lca_start_for_three_classes():
+    """K = 3 (section 7's recommended start beyond K = 2): at ``start_from_lca`` with
+    a large sd the restricted GoM (eq. 35) is the LCA it started from, whatever the
+    LCA's parameters (no fit needed): the LL gap falls like 1/s (as for K = 2, see
+    the test above) and the shares of the limit are the LCA's. For the unrestricted
+    model the shares of the argmax limit, P(argmax(alpha + s z, 0) = c), drawn here
+    by Monte Carlo, are the LCA's to Monte Carlo and smoothing error."""
+    rng = np.random.default_rng(3)
+    y = (rng.random((150, 5)) < 0.4).astype(float)
+    y[0, 1] = np.nan
+    df = pd.DataFrame(y, columns=[f"y{i}" for i in range(5)])
+    tau = np.array([[-1.5, -1.0, -2.0, -0.5, -1.2], [0.5, 0.0, 1.0, -0.3, 0.4], [2.0, 1.5, 2.5, 1.8, 2.2]])
+    share = np.array([0.2, 0.5, 0.3])
+    ll_lca = lca_loglik(y, tau, share)
+    fam = G.gom(df, n_classes=3, structure="restricted",
+                integration=bm.Integration(rule="trapezoid", n_points=24001, bound=6.0))
+    comp = compiled(fam)
+    gaps = {}
+    for s in (200.0, 1600.0):
+        start = fam.start_from_lca({"tau": tau[::-1], "class_share": share[::-1]}, sd=s)  # any class order
+        gaps[s] = float(comp.unit_loglik_only(comp.packing.pack(start)).sum()) - ll_lca
+    assert abs(gaps[1600.0]) < 0.05, gaps  # measured 0.264 at s = 200, 0.033 at s = 1600
+    assert abs(1600.0 * gaps[1600.0] - 200.0 * gaps[200.0]) < 0.05 * abs(200.0 * gaps[200.0]), gaps  # O(1/s)
+
+    un = G.gom(df, n_classes=3)
+    start = un.start_from_lca({"tau": tau, "class_share": share}, sd=50.0)
+    assert np.allclose(start["tau"], tau) and np.allclose(start["chol_log_diag"], np.log(50.0))
+    z = np.random.default_rng(11).standard_normal((200000, 2))
+    a = np.concatenate([start["alpha"][None] + 50.0 * z, np.zeros((200000, 1))], axis=1)
+    mc = np.bincount(a.argmax(axis=1), minlength=3) / 200000
+    assert np.abs(mc - share).max() < 0.015, (mc, share)
+    with pytest.raises(bm.SpecificationError, match="n_classes=3"):
+        un.start_from_lca({"tau": tau[:2], "class_share": share[:2]})
+
+
 # ------------------------------------------------------------------ relabelling and registry
 def test_relabelling_leaves_loglik(fam_k3_restricted, fam_k3_unrestricted):
     """All 6 permutations, restricted (with a covariate, eq. 33) and unrestricted K = 3."""

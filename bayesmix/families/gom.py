@@ -437,28 +437,61 @@ class GoMModel(FamilyModel):
             start["log_sd_between"] = np.array(np.log(rng.uniform(0.3, 1.0)))
         return start
 
-    def start_from_lca(self, lca_natural: dict, sd: float = 20.0) -> dict[str, np.ndarray]:
+    def start_from_lca(self, lca_natural, sd: float = 20.0) -> dict[str, np.ndarray]:
         """The paper's recommended start (section 7): the LCA solution with a large
-        Var(alpha_j) (K = 2). With sd s, P(C_ij = 1 | alpha_j) ~ 1[alpha_j > 0], so
-        the LCA's class-1 share pi_1 = P(alpha_j > 0) = Phi(alpha / s) gives
-        alpha = s Phi^{-1}(pi_1). ``lca_natural``: an LCA fit's ``natural``
-        (``tau``, ``class_share``) on the same items and link."""
-        if self.spec.n_classes != 2:
-            raise SpecificationError(f"start_from_lca: got a {self.spec.n_classes}-class GoM; the mapping is "
-                                     "for K = 2 (use random starts for K > 2).")
-        pi1 = float(np.clip(np.asarray(lca_natural["class_share"])[0], 1e-6, 1 - 1e-6))
-        alpha = np.array([sd * stats.norm.ppf(pi1)])
+        Var(alpha_j), where P(C_ij = c | alpha_j) is ~ 1 for the largest of
+        (alpha_1j, ..., alpha_(K-1)j, 0): every item of a person in one class, the
+        LCA's person-level class (eq. 16). ``lca_natural``: an LCA fit (MLResult) or
+        its ``natural`` (``tau`` / ``nu``, ``theta``, ``class_share``) on the same
+        items and link, with the same number of classes.
+
+        The class logit means are chosen so that the shares of that limit are the
+        LCA's class shares pi_c:
+
+        * K = 2: P(alpha_j > 0) = Phi(alpha / s) = pi_1, alpha = s Phi^{-1}(pi_1);
+        * restricted (eq. 35), K > 2: lambda_c = s (K - c), so along eta_j the
+          classes follow one another K, K-1, ..., 1 (the LCA classes are put in
+          that order by their mean item probability); the boundary of classes c+1
+          and c lies at eta = (alpha_(c+1) - alpha_c) / s = Phi^{-1}(pi_K + ... + pi_(c+1));
+        * unrestricted, K > 2: Psi = s^2 I and alpha = s a with a solving
+          P(argmax(a + z, 0) = c) = pi_c, z ~ N(0, I_(K-1)) (a fixed normal sample,
+          the argmax smoothed: a start, not an estimate)."""
+        natural = getattr(lca_natural, "natural", lca_natural)
+        k = self.spec.n_classes
+        share = np.asarray(natural["class_share"], float)
+        if share.shape != (k,):
+            raise SpecificationError(f"start_from_lca: got an LCA with class_share of shape {share.shape}; this "
+                                     f"GoM has n_classes={k}: fit bm.lca(..., n_classes={k}) on the same items.")
+        share = np.clip(share, 1e-6, None) / np.clip(share, 1e-6, None).sum()
+        order = np.arange(k)
+        if k == 2:
+            alpha = np.array([sd * stats.norm.ppf(share[0])])
+        elif self.restricted:
+            order = np.argsort(-self.items.severity(natural))  # most endorsed class first ... least
+            share = share[order]
+            alpha = np.zeros(k)  # alpha_K = 0 (reference)
+            for c in range(k - 2, -1, -1):
+                alpha[c] = alpha[c + 1] - sd * stats.norm.ppf(np.clip(share[c + 1:].sum(), 1e-6, 1 - 1e-6))
+            alpha = alpha[:-1]
+        else:
+            alpha = sd * argmax_logit_means(share)
+        natural = {name: np.take(np.asarray(natural[name], float), order, axis=0) if name in ("tau", "nu")
+                   else natural[name] for name in ("tau", "nu", "theta") if name in natural}
         start = {"gamma": np.repeat(alpha[:, None], len(self.data.items), axis=1)} if self.spec.item_logits \
             else {"alpha": alpha}
         if self.x.shape[1]:
-            # P(C_j = 1 | x) = Phi((alpha + beta x) / s) against the LCA's expit(a + b x):
-            # Phi^{-1}(expit(t)) ~ t / 1.7, so beta ~ s b / 1.7 (a start only)
-            start["beta"] = sd * np.asarray(lca_natural.get("beta", np.zeros((1, self.x.shape[1]))), float) / 1.7
-        start.update(self.items.from_lca(lca_natural))
+            # K = 2: P(C_j = 1 | x) = Phi((alpha + beta x) / s) against the LCA's expit(a + b x):
+            # Phi^{-1}(expit(t)) ~ t / 1.7, so beta ~ s b / 1.7; K > 2: 0 (a start only)
+            lca_beta = np.asarray(getattr(lca_natural, "natural", lca_natural).get(
+                "beta", np.zeros((k - 1, self.x.shape[1]))), float)
+            start["beta"] = sd * lca_beta / 1.7 if k == 2 else np.zeros((k - 1, self.x.shape[1]))
+        start.update(self.items.from_lca(natural))
         if self.restricted:
-            start["lambda"] = np.array([sd])
+            start["lambda"] = sd * np.arange(k - 1, 0, -1, dtype=float)
         else:
-            start["chol_log_diag"] = np.array([np.log(sd)])
+            start["chol_log_diag"] = np.full(k - 1, np.log(sd))
+            if k > 2:
+                start["chol_offdiag"] = np.zeros((k - 1) * (k - 2) // 2)
         if self.two_level:
             start["log_sd_between"] = np.array(np.log(0.5))
         return start
@@ -494,6 +527,25 @@ class GoMModel(FamilyModel):
         y[~d.observed] = np.nan
         counts = np.stack([(c_item == c).sum(axis=1) for c in range(k)], axis=1)
         return y, counts.argmax(axis=1)
+
+
+def argmax_logit_means(share, n_draws: int = 20000, temperature: float = 20.0) -> np.ndarray:
+    """a (K-1,) with P(argmax(a_1 + z_1, ..., a_(K-1) + z_(K-1), 0) = c) = share_c,
+    z ~ N(0, I): the LCA limit of the unrestricted GoM (``start_from_lca``). The
+    shares come from a fixed normal sample with the argmax replaced by a softmax of
+    temperature 20 (smooth in a; error ~ 1e-2, enough for a start)."""
+    from scipy import optimize
+
+    share = np.asarray(share, float)
+    k = share.size
+    z = np.random.default_rng(0).standard_normal((n_draws, k - 1))
+
+    def gap(a):
+        u = np.concatenate([a[None, :] + z, np.zeros((n_draws, 1))], axis=1)
+        return special.softmax(temperature * u, axis=1).mean(axis=0)[:-1] - share[:-1]
+
+    a0 = special.logit(np.clip(share[:-1], 1e-6, 1 - 1e-6)) - special.logit(np.clip(share[-1], 1e-6, 1 - 1e-6))
+    return optimize.root(gap, a0 / 1.7).x
 
 
 def draw_item_classes(natural, n, n_items, rng, x=None, cluster_idx=None):

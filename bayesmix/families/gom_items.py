@@ -145,6 +145,16 @@ class ItemBlock:
             feats.append(self.normal.signature(values))
         return np.concatenate(feats, axis=-1)
 
+    def severity(self, values: dict) -> np.ndarray:
+        """(K,) a class's mean response level: the mean of P(y above a threshold)
+        and of the standardised means (orders classes along one dimension)."""
+        feats = []
+        if self.thresholds is not None:
+            feats.append(1.0 - self.thresholds.signature(values))
+        if self.normal is not None:
+            feats.append(self.normal.signature(values))
+        return np.concatenate(feats, axis=-1).mean(axis=-1)
+
     def draw(self, natural: dict, c_item: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Responses (N, P) in the data's column order given item classes (N, P)."""
         n = c_item.shape[0]
