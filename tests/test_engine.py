@@ -22,6 +22,9 @@ from bayesmix.exceptions import SpecificationError
 
 pytestmark = pytest.mark.filterwarnings("ignore:The same einsum subscript:UserWarning")
 
+# FAST_COMPILE: these graphs are checked for their numbers, not their speed; the default
+# mode spends ~1 min compiling them (the package compiles with its own backend)
+MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_compile")
 PRODUCT_RULES = ("trapezoid", "gauss_hermite", "adaptive")
 RANDOM_RULES = ("monte_carlo", "qmc")
 # The adaptive rule's graph takes 35-50 s to compile with JAX on 2 cores in these two
@@ -150,7 +153,7 @@ class _RandomLogistic:
         chol = pt.tensor("chol", shape=(self.dim, self.dim), dtype="float64")
         res = integrate_clusters(self.person_loglik, integ, chol, self.cl, self.j)
         total = pt.sum(res.loglik)
-        return pytensor.function([chol], [res.loglik, res.log_post, total, pytensor.grad(total, chol)])
+        return pytensor.function([chol], [res.loglik, res.log_post, total, pytensor.grad(total, chol)], mode=MODE)
 
     # ---- independent reference with scipy
     def reference(self, chol: np.ndarray) -> np.ndarray:
@@ -226,14 +229,27 @@ def ref_2d(model_2d):
     return model_2d.reference(CHOL_2D)
 
 
+class _Compiled(dict):
+    """Rule name -> compiled function, compiled on first use (the adaptive rule's
+    graph is slow to compile and its tests are behind the slow marker)."""
+
+    def __init__(self, model, rules):
+        super().__init__()
+        self.model, self.rules = model, rules
+
+    def __missing__(self, name):
+        self[name] = self.model.compile(self.rules[name])
+        return self[name]
+
+
 @pytest.fixture(scope="module")
 def fns_1d(model_1d):
-    return {name: model_1d.compile(integ) for name, integ in RULES_1D.items()}
+    return _Compiled(model_1d, RULES_1D)
 
 
 @pytest.fixture(scope="module")
 def fns_2d(model_2d):
-    return {name: model_2d.compile(integ) for name, integ in RULES_2D.items()}
+    return _Compiled(model_2d, RULES_2D)
 
 
 def test_reference_is_sane(ref_1d, ref_2d):
@@ -342,7 +358,7 @@ def cat_fns():
     for link in ("logit", "probit"):
         lp = category_log_probs(tau, N_CATS, link)
         total = pt.sum(pt.where(valid[None], lp, 0.0))
-        out[link] = pytensor.function([tau], [lp, pytensor.grad(total, tau)])
+        out[link] = pytensor.function([tau], [lp, pytensor.grad(total, tau)], mode=MODE)
     return out
 
 
@@ -454,7 +470,7 @@ def test_category_log_probs_gradient_vs_finite_differences(cat_fns, link):
 @pytest.fixture(scope="module")
 def log_cdf_fns():
     x = pt.vector("x", dtype="float64")
-    return {link: pytensor.function([x], [log_cdf(x, link), pytensor.grad(pt.sum(log_cdf(x, link)), x)])
+    return {link: pytensor.function([x], [log_cdf(x, link), pytensor.grad(pt.sum(log_cdf(x, link)), x)], mode=MODE)
             for link in ("logit", "probit")}
 
 
