@@ -19,7 +19,7 @@ the completions, the functions compiled during the fit, and the rest (Newton
 polish, MLR standard errors, integration check, result object). The issue's
 target: the whole 2-class fit under 60 s once compiled, on this 2-core machine.
 
-    .venv/bin/python benchmarks/bench_gom.py                     # K = 2 and 3 (about 10 min on 2 cores)
+    .venv/bin/python benchmarks/bench_gom.py                     # K = 2 and 3 (about 1 min on 2 cores)
     .venv/bin/python benchmarks/bench_gom.py --models 2 --n 2000 --starts 10 2
 """
 

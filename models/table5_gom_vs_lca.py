@@ -27,14 +27,15 @@ loadings grow with the class regions along eta_j set by alpha (with 3 lines
 alpha_c + lambda_c eta every class can win on an interval), so the restricted
 GoM LL should also reach the LCA's or exceed it.
 
-    python models/table5_gom_vs_lca.py                  # N = 7326, STARTS = 30 5 (several minutes)
+    python models/table5_gom_vs_lca.py                  # N = 7326, STARTS = 30 5 (about 1.5 min)
     python models/table5_gom_vs_lca.py --quick          # N = 1000, STARTS = 6 2, <= 300 iterations
     python models/table5_gom_vs_lca.py --out figs/      # Figure 4 as figs/figure4_gom_vs_lca.png
 
-Times (2-core machine shared by other jobs): --quick 88 s at load 3 (before the
-300-iteration cap; the restricted K = 3 fit took 67 s of it) and 146 s at load 10;
-the full run's GoM K = 2 fit alone took 219 s at load 3 and 1203 s at load 10 (see
-benchmarks/bench_gom.py: every LL + gradient forms 7326 x 17 x 61 item sums).
+Times (2-core machine, load 2-3 from other jobs, 2026-12-02): the full run 91 s wall
+for the four models at N = 7326 with 30 / 5 starts each (GoM K=2 11.9 s, restricted
+GoM K=3 67 s; LL -53194.84 / -53042.80 LCA, -53092.57 / -53037.44 GoM, every check
+[ok]); before the GoM's table form of the node log-likelihood (benchmarks/bench_gom.py)
+its K=2 fit alone took 219 s at load 3.
 """
 
 from __future__ import annotations
