@@ -6,4 +6,6 @@ source "$(dirname "$0")/_venv.sh" "[test]"
 # an empty compile cache no longer costs ~6 min of gcc (measured: 1155 s -> 804 s).
 # The C backend's own test (slow) needs a compiler: run `pytest -m slow` without this.
 export PYTENSOR_FLAGS="${PYTENSOR_FLAGS:+$PYTENSOR_FLAGS,}cxx="
-.venv/bin/python -m pytest -q "$@"
+# -n 2 --dist loadfile: two workers (the CI machine's cores), each file on one worker so
+# module fixtures compile once; a later -n in "$@" overrides it (-n 0: one process).
+.venv/bin/python -m pytest -q -n 2 --dist loadfile "$@"
