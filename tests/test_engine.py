@@ -22,8 +22,9 @@ from bayesmix.exceptions import SpecificationError
 
 pytestmark = pytest.mark.filterwarnings("ignore:The same einsum subscript:UserWarning")
 
-# FAST_COMPILE: these graphs are checked for their numbers, not their speed; the default
-# mode spends ~1 min compiling them (the package compiles with its own backend)
+# These graphs are checked for their numbers, not their speed: Python thunks and the
+# fast_compile rewrites, so no gcc even when a compiler is configured (the default mode
+# spent ~1 min compiling them; the package compiles with its own backend)
 MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_compile")
 PRODUCT_RULES = ("trapezoid", "gauss_hermite", "adaptive")
 RANDOM_RULES = ("monte_carlo", "qmc")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pymc as pm
-import pytensor
 import pytest
 import xarray as xr
 from scipy import special
@@ -16,8 +15,6 @@ import bayesmix as bm
 from bayesmix import dims
 from bayesmix.fit.compiled import compiled
 
-# the samplers draw with numpy (the family simulate) and are checked for their draws: no C compilation
-PY_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_compile")
 CASES = [(name, two) for name in sorted(bm.REGISTRY) for two in (False, True)]
 
 
@@ -46,7 +43,7 @@ def test_graph_and_forward_draws(name, two):
     graph = pm.model_to_graphviz(fam.model)
     assert "loglik" in graph.source and "y" in graph.source
     with fam.model:
-        prior = pm.sample_prior_predictive(draws=2, random_seed=1, compile_kwargs={"mode": PY_MODE})
+        prior = pm.sample_prior_predictive(draws=2, random_seed=1, compile_kwargs={"mode": "FAST_COMPILE"})
     y = prior["prior_predictive"]["y"]
     assert y.dims == (dims.CHAIN, dims.DRAW, dims.PERSON, dims.OBSERVED_ITEM)
     assert y.shape[2:] == fam.data.y.shape
@@ -86,7 +83,7 @@ def test_posterior_predictive_is_the_lca_distribution():
     with fam.model:
         # the simulator is Python: a JAX default mode cannot compile it (README, "Plain PyMC")
         ppc = pm.sample_posterior_predictive(dt, var_names=["y"], random_seed=3, progressbar=False,
-                                             compile_kwargs={"mode": PY_MODE})
+                                             compile_kwargs={"mode": "FAST_COMPILE"})
     y = ppc["posterior_predictive"]["y"].to_numpy()[0]  # (draw, person, item)
     assert np.isnan(y).sum() == 300 * (~fam.data.observed).sum()
     share = special.softmax([-0.6, 0.0])

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 from bayesmix import dims
 from bayesmix.core import items as core_items
@@ -457,6 +457,7 @@ class GoMModel(FamilyModel):
           P(argmax(a + z, 0) = c) = pi_c, z ~ N(0, I_(K-1)) (a fixed normal sample,
           the argmax smoothed: a start, not an estimate)."""
         natural = getattr(lca_natural, "natural", lca_natural)
+        lca_beta = natural.get("beta")
         k = self.spec.n_classes
         share = np.asarray(natural["class_share"], float)
         if share.shape != (k,):
@@ -482,9 +483,8 @@ class GoMModel(FamilyModel):
         if self.x.shape[1]:
             # K = 2: P(C_j = 1 | x) = Phi((alpha + beta x) / s) against the LCA's expit(a + b x):
             # Phi^{-1}(expit(t)) ~ t / 1.7, so beta ~ s b / 1.7; K > 2: 0 (a start only)
-            lca_beta = np.asarray(getattr(lca_natural, "natural", lca_natural).get(
-                "beta", np.zeros((k - 1, self.x.shape[1]))), float)
-            start["beta"] = sd * lca_beta / 1.7 if k == 2 else np.zeros((k - 1, self.x.shape[1]))
+            start["beta"] = sd * np.asarray(lca_beta, float) / 1.7 if k == 2 and lca_beta is not None \
+                else np.zeros((k - 1, self.x.shape[1]))
         start.update(self.items.from_lca(natural))
         if self.restricted:
             start["lambda"] = sd * np.arange(k - 1, 0, -1, dtype=float)
@@ -534,8 +534,6 @@ def argmax_logit_means(share, n_draws: int = 20000, temperature: float = 20.0) -
     z ~ N(0, I): the LCA limit of the unrestricted GoM (``start_from_lca``). The
     shares come from a fixed normal sample with the argmax replaced by a softmax of
     temperature 20 (smooth in a; error ~ 1e-2, enough for a start)."""
-    from scipy import optimize
-
     share = np.asarray(share, float)
     k = share.size
     z = np.random.default_rng(0).standard_normal((n_draws, k - 1))
